@@ -1,0 +1,1 @@
+"""tizi: portable deployment of one inference service with Moroccan data-residency placement."""

@@ -1,0 +1,1 @@
+"""The `tizi` command line."""
