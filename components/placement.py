@@ -1,0 +1,98 @@
+"""Placement: judge every region a spec would use against the residency rules.
+
+Runs after ``parse_spec`` and before any resource exists.  Each target is judged on
+its own region (Kubernetes and Knative also on every fallback region, which must
+satisfy the same rules), and the decisions are kept so the program can export the
+rule that allowed the chosen region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.catalogue import Catalogue, TargetKind, load_catalogue
+from components.problems import Problem, StackError
+from components.residency import Decision, allowed_regions, decide
+from components.spec import ServiceSpec, Target
+
+
+@dataclass(frozen=True)
+class TargetPlacement:
+    """Where one target runs and the decisions that allowed it and its fallbacks."""
+
+    target: Target
+    decision: Decision
+    fallbacks: tuple[Decision, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The placement of every target of a spec, in the spec's order."""
+
+    targets: tuple[TargetPlacement, ...]
+
+    def for_target(self, name: str) -> TargetPlacement:
+        return next(p for p in self.targets if p.target.name == name)
+
+
+def _region_key(target: Target, index: int) -> str:
+    if target.kind is TargetKind.KOYEB:
+        return f"targets[{index}].region"
+    if target.kind is TargetKind.EDGE:
+        return f"targets[{index}].site"
+    return "region"
+
+
+def _refusal(
+    spec: ServiceSpec, catalogue: Catalogue, key: str, target: Target, decision: Decision
+) -> Problem:
+    allowed = allowed_regions(catalogue, spec.data_class, target.kind, spec.legal_basis)
+    if target.kind is TargetKind.EDGE:
+        allowed_text = "an edge site ma-edge-<site> in Morocco"
+    else:
+        allowed_text = ", ".join(allowed) or "no region in the catalogue"
+    return Problem(
+        key,
+        decision.region_id,
+        f"refused for data class {spec.data_class.value!r} on {target.kind.value} by rule "
+        f"{decision.rule_id} ({decision.reason}; source: {decision.source}); allowed: {allowed_text}",
+    )
+
+
+def place(spec: ServiceSpec, catalogue: Catalogue | None = None) -> Placement:
+    """Decide every target's placement or raise StackError citing each refusing rule."""
+    placement, problems = judge(spec, catalogue)
+    if problems:
+        raise StackError(problems)
+    return placement
+
+
+def judge(
+    spec: ServiceSpec, catalogue: Catalogue | None = None, skip_keys: frozenset[str] = frozenset()
+) -> tuple[Placement, list[Problem]]:
+    """Decide every target's placement and return the refusals as problems.
+
+    ``skip_keys`` names settings already reported invalid by the spec reader, so a
+    malformed region is not reported a second time as an unknown one.
+    """
+    catalogue = catalogue or load_catalogue()
+    problems: list[Problem] = []
+    placements: list[TargetPlacement] = []
+    for index, target in enumerate(spec.targets):
+        key = _region_key(target, index)
+        decision = decide(catalogue, target.region, spec.data_class, target.kind, spec.legal_basis)
+        if not decision.allowed and key not in skip_keys:
+            problem = _refusal(spec, catalogue, key, target, decision)
+            if problem not in problems:
+                problems.append(problem)
+        fallbacks: list[Decision] = []
+        if target.kind in (TargetKind.KUBERNETES, TargetKind.KNATIVE):
+            for fb_index, region_id in enumerate(spec.fallback_regions):
+                fb = decide(catalogue, region_id, spec.data_class, target.kind, spec.legal_basis)
+                if not fb.allowed and f"fallbackRegions[{fb_index}]" not in skip_keys:
+                    problem = _refusal(spec, catalogue, f"fallbackRegions[{fb_index}]", target, fb)
+                    if problem not in problems:
+                        problems.append(problem)
+                fallbacks.append(fb)
+        placements.append(TargetPlacement(target, decision, tuple(fallbacks)))
+    return Placement(tuple(placements)), problems

@@ -1,0 +1,666 @@
+"""The portable service spec: one description of the inference service, every target.
+
+``parse_spec`` turns the ``tizi:`` stack settings (already decoded from YAML or from
+Pulumi config) into frozen dataclasses, collecting *every* problem before raising, so
+a forked stack is fixed in one pass.  It knows nothing about Pulumi: ``tizi check``
+runs it offline on stack files and the program runs it at preview.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.catalogue import TargetKind
+from components.problems import Problem, StackError
+from components.residency import DataClass, LegalBasis, LegalBasisKind
+
+#: Language codes the kit understands (ISO 639-3 for Darija and Standard Moroccan Amazigh).
+LANGUAGES = ("ar", "ary", "zgh", "fr", "en", "es")
+ENVIRONMENTS = ("dev", "test", "staging", "prod")
+EDGE_PULL_POLICIES = ("never", "missing")
+KOYEB_INSTANCE_TYPES = ("nano", "micro", "small", "medium", "large", "xlarge")
+GPU_TYPES = ("nvidia-t4", "nvidia-l4", "nvidia-a10", "nvidia-a100", "nvidia-h100")
+MODEL_SOURCE_SCHEMES = ("image", "pypi", "file", "pvc")
+SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+
+_SLUG = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
+_IMAGE = re.compile(
+    r"^(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_SECRET_NAME = re.compile(r"^[a-z][A-Za-z0-9]{0,40}$")
+_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
+_MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)$")
+_DOCKER_HOST = re.compile(r"^(unix:///\S+|tcp://[A-Za-z0-9.-]+:[0-9]+|ssh://[A-Za-z0-9@._-]+(:[0-9]+)?)$")
+
+#: Keys a stack may set under ``tizi:``; anything else is a typo worth stopping for.
+TOP_LEVEL_KEYS = (
+    "ministry",
+    "environment",
+    "dataClass",
+    "region",
+    "fallbackRegions",
+    "legalBasis",
+    "languages",
+    "service",
+    "model",
+    "resources",
+    "scaling",
+    "targets",
+    "apiKeys",
+)
+SECRET_KEYS = ("apiKeys",)
+
+
+_BINARY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+class Quantity:
+    """Kubernetes quantities, parsed only as far as tizi compares them."""
+
+    @staticmethod
+    def memory_mib(value: str) -> int:
+        number, unit = value[:-2], value[-2:]
+        return max(1, int(number) * _BINARY_UNITS[unit] // 2**20)
+
+    @staticmethod
+    def cpus(value: str) -> float:
+        return int(value[:-1]) / 1000 if value.endswith("m") else float(value)
+
+
+@dataclass(frozen=True)
+class Health:
+    """HTTP paths the platform probes; readiness must wait for the model to load."""
+
+    startup: str = "/healthz"
+    liveness: str = "/healthz"
+    readiness: str = "/readyz"
+
+
+@dataclass(frozen=True)
+class Model:
+    """What the service serves; ``languages`` is what the model declares it covers."""
+
+    name: str
+    source: str
+    size: str
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str = "500m"
+    memory: str = "512Mi"
+    gpu_count: int = 0
+    gpu_type: str = ""
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Replica bounds; ``min == 0`` asks for scale-to-zero (Knative and Koyeb only)."""
+
+    min: int = 1
+    max: int = 3
+    target_concurrency: int = 10
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one copy of the service runs.  Fields unused by a kind stay empty.
+
+    ``region`` is the placement this target is judged on: the stack region for
+    Kubernetes and Knative, the Koyeb region, or the edge site.
+    """
+
+    kind: TargetKind
+    name: str
+    region: str
+    context: str = ""
+    namespace: str = ""
+    ingress_namespace: str = ""
+    host: str = ""
+    host_port: int = 0
+    image_pull: str = "missing"
+    instance_type: str = "nano"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything a target needs to run the service; built only by ``parse_spec``."""
+
+    ministry: str
+    environment: str
+    data_class: DataClass
+    region: str
+    name: str
+    image: str
+    port: int
+    model: Model
+    resources: Resources
+    scaling: Scaling
+    targets: tuple[Target, ...]
+    fallback_regions: tuple[str, ...] = ()
+    legal_basis: LegalBasis | None = None
+    languages: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_names: tuple[str, ...] = ("apiKeys",)
+    health: Health = Health()
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels every resource carries (applied through a stack transform)."""
+        return {
+            "tizi.ma/ministry": self.ministry,
+            "tizi.ma/env": self.environment,
+            "tizi.ma/data-class": self.data_class.value,
+            "tizi.ma/region": self.region,
+        }
+
+    @property
+    def image_tag(self) -> str:
+        match = _IMAGE.match(self.image)
+        return (match and match.group("tag")) or ""
+
+    @property
+    def image_digest(self) -> str:
+        match = _IMAGE.match(self.image)
+        return (match and match.group("digest")) or ""
+
+    @property
+    def image_repository(self) -> str:
+        match = _IMAGE.match(self.image)
+        return match.group("repo") if match else self.image
+
+
+class _Reader:
+    """Reads typed values from nested settings, recording a Problem instead of raising."""
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.problems: list[Problem] = []
+
+    def fail(self, key: str, value: Any, allowed: str) -> None:
+        self.problems.append(Problem(key, value, allowed))
+
+    def section(self, key: str) -> Mapping[str, Any]:
+        value = self.settings.get(key, {})
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(key, value, "must be a mapping")
+            return {}
+        return value
+
+    def unknown(self, key: str, section: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+        for name in section:
+            if name not in allowed:
+                self.fail(
+                    f"{key}.{name}" if key else name,
+                    section[name],
+                    f"unknown key; allowed keys: {', '.join(allowed)}",
+                )
+
+    def string(
+        self, key: str, value: Any, pattern: re.Pattern[str] | None, allowed: str, default: str | None = None
+    ) -> str:
+        if value is None and default is not None:
+            return default
+        if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+            self.fail(key, value, allowed)
+            return default or ""
+        return value
+
+    def choice(self, key: str, value: Any, choices: tuple[str, ...], default: str | None = None) -> str:
+        if value is None and default is not None:
+            return default
+        if value not in choices:
+            self.fail(key, value, f"must be one of {', '.join(choices)}")
+            return default or ""
+        return value
+
+    def integer(
+        self, key: str, value: Any, minimum: int, maximum: int | None = None, default: int | None = None
+    ) -> int:
+        if value is None and default is not None:
+            return default
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
+            self.fail(key, value, f"must be an integer {bounds}")
+            return default if default is not None else minimum
+        return value
+
+    def strings(self, key: str, value: Any, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, value, "must be a list of strings")
+            return default
+        return tuple(value)
+
+    def codes(self, key: str, value: Any, required: bool) -> tuple[str, ...]:
+        if value is None and not required:
+            return ()
+        codes = self.strings(key, value)
+        if required and not codes:
+            self.fail(key, value, f"must list at least one language of {', '.join(LANGUAGES)}")
+        for code in codes:
+            if code not in LANGUAGES:
+                self.fail(key, code, f"unknown language code; allowed: {', '.join(LANGUAGES)}")
+        if len(set(codes)) != len(codes):
+            self.fail(key, value, "must not repeat a language")
+        return codes
+
+
+def parse_spec(settings: Mapping[str, Any]) -> ServiceSpec:
+    """Build the spec from ``tizi:`` settings (keys without the namespace) or raise StackError."""
+    spec, problems = read_spec(settings)
+    if problems:
+        raise StackError(problems)
+    return spec
+
+
+def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
+    """Read every field, even after a failure, and return the spec with all problems found.
+
+    The spec returned beside problems holds defaults where a field was invalid; callers
+    use it only to find more problems (``validation.validate_settings``), never to deploy.
+    Residency is *not* judged here (see ``placement.place``), but cross-field rules about
+    the spec itself (scale-to-zero per target, languages, GPUs on edge) are.
+    """
+    r = _Reader(settings)
+    r.unknown("", settings, TOP_LEVEL_KEYS)
+
+    ministry = r.string(
+        "ministry",
+        settings.get("ministry"),
+        _SLUG,
+        "must be a lowercase slug (a-z, 0-9, '-'), 2-30 characters",
+    )
+    environment = r.choice("environment", settings.get("environment"), ENVIRONMENTS)
+    data_class_raw = r.choice("dataClass", settings.get("dataClass"), tuple(d.value for d in DataClass))
+    data_class = DataClass(data_class_raw) if data_class_raw else DataClass.PUBLIC
+    region = r.string(
+        "region",
+        settings.get("region"),
+        _SLUG_REGION,
+        "must be a region id from the catalogue (see `tizi regions`)",
+    )
+    fallback = r.strings("fallbackRegions", settings.get("fallbackRegions"))
+    for index, fb in enumerate(fallback):
+        if fb == region:
+            r.fail(f"fallbackRegions[{index}]", fb, "must differ from tizi:region")
+    if len(set(fallback)) != len(fallback):
+        r.fail("fallbackRegions", list(fallback), "must not repeat a region")
+    legal_basis = _legal_basis(r, settings.get("legalBasis"))
+    languages = r.codes("languages", settings.get("languages"), required=False)
+
+    service = r.section("service")
+    r.unknown("service", service, ("name", "image", "command", "args", "port", "env", "secrets", "health"))
+    name = r.string(
+        "service.name",
+        service.get("name"),
+        _DNS_LABEL,
+        "must be a DNS label: lowercase letters, digits and '-', 1-40 characters",
+        default="inference",
+    )
+    image = _image(r, service.get("image"), environment)
+    port = r.integer("service.port", service.get("port"), 1024, 65535, default=8080)
+    env = _env(r, service.get("env"))
+    secret_names = _secret_names(r, service.get("secrets"), settings)
+    health = _health(r, service.get("health"))
+
+    model = _model(r, r.section("model"))
+    resources = _resources(r, r.section("resources"))
+    scaling = _scaling(r, r.section("scaling"))
+    targets = _targets(r, settings.get("targets"), region, ministry, environment)
+
+    for code in languages:
+        if code in LANGUAGES and code not in model.languages:
+            r.fail(
+                "languages",
+                list(languages),
+                f"the stack must serve {code!r} but tizi:model.languages declares only "
+                f"{', '.join(model.languages) or 'none'}",
+            )
+    _scale_to_zero(r, scaling, targets)
+    _gpu_targets(r, resources, targets)
+
+    spec = ServiceSpec(
+        ministry=ministry,
+        environment=environment,
+        data_class=data_class,
+        region=region,
+        name=name,
+        image=image,
+        port=port,
+        model=model,
+        resources=resources,
+        scaling=scaling,
+        targets=targets,
+        fallback_regions=fallback,
+        legal_basis=legal_basis,
+        languages=languages,
+        command=r.strings("service.command", service.get("command")),
+        args=r.strings("service.args", service.get("args")),
+        env=env,
+        secret_names=secret_names,
+        health=health,
+    )
+    return spec, r.problems
+
+
+_SLUG_REGION = re.compile(r"^[a-z]{2}-[a-z0-9-]{2,60}$")
+
+
+def _legal_basis(r: _Reader, raw: Any) -> LegalBasis | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        r.fail("legalBasis", raw, "must be a mapping with kind and reference")
+        return None
+    r.unknown("legalBasis", raw, ("kind", "reference"))
+    kind = r.choice("legalBasis.kind", raw.get("kind"), tuple(k.value for k in LegalBasisKind))
+    reference = raw.get("reference")
+    if not isinstance(reference, str) or len(reference.strip()) < 3:
+        r.fail(
+            "legalBasis.reference",
+            reference,
+            "must record the reference of the basis (e.g. a CNDP authorisation number)",
+        )
+        return None
+    return LegalBasis(LegalBasisKind(kind), reference.strip()) if kind else None
+
+
+def _image(r: _Reader, raw: Any, environment: str) -> str:
+    image = r.string(
+        "service.image", raw, _IMAGE, "must be an image reference repository[:tag][@sha256:<64 hex>]"
+    )
+    match = _IMAGE.match(image) if image else None
+    if match and not match.group("tag") and not match.group("digest"):
+        r.fail("service.image", raw, "must name a tag or a digest")
+    elif match and match.group("tag") == "latest" and not match.group("digest") and environment == "prod":
+        r.fail("service.image", raw, "prod stacks must pin a version tag or a digest, not 'latest'")
+    return image
+
+
+def _env(r: _Reader, raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        r.fail("service.env", raw, "must be a mapping of NAME: value")
+        return {}
+    env: dict[str, str] = {}
+    for name, value in raw.items():
+        key = f"service.env.{name}"
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            r.fail(key, name, "environment names must match [A-Z_][A-Z0-9_]*")
+        elif any(hint in name for hint in SECRET_HINTS):
+            r.fail(
+                key,
+                "(redacted)",
+                "looks like a secret; declare it in tizi:service.secrets and set it with "
+                "`pulumi config set --secret`, never in env",
+            )
+        elif not isinstance(value, str | int | float) or isinstance(value, bool):
+            r.fail(key, value, "must be a string or a number")
+        else:
+            env[name] = str(value)
+    return env
+
+
+def _secret_names(r: _Reader, raw: Any, settings: Mapping[str, Any]) -> tuple[str, ...]:
+    names = r.strings("service.secrets", raw, default=("apiKeys",))
+    if "apiKeys" not in names:
+        r.fail(
+            "service.secrets", list(names), "must include apiKeys (the service refuses requests without keys)"
+        )
+    for index, name in enumerate(names):
+        if not _SECRET_NAME.match(name):
+            r.fail(f"service.secrets[{index}]", name, "must be a camelCase name of letters and digits")
+        elif name not in SECRET_KEYS:
+            r.fail(f"service.secrets[{index}]", name, f"unknown secret; supported: {', '.join(SECRET_KEYS)}")
+    return names
+
+
+def _health(r: _Reader, raw: Any) -> Health:
+    if raw is None:
+        return Health()
+    if not isinstance(raw, Mapping):
+        r.fail("service.health", raw, "must be a mapping of startup, liveness, readiness paths")
+        return Health()
+    r.unknown("service.health", raw, ("startup", "liveness", "readiness"))
+    path = re.compile(r"^/[A-Za-z0-9/._-]*$")
+    allowed = "must be an HTTP path starting with '/'"
+    defaults = Health()
+
+    def read(probe: str) -> str:
+        return r.string(f"service.health.{probe}", raw.get(probe), path, allowed, getattr(defaults, probe))
+
+    return Health(startup=read("startup"), liveness=read("liveness"), readiness=read("readiness"))
+
+
+def _model(r: _Reader, raw: Mapping[str, Any]) -> Model:
+    r.unknown("model", raw, ("name", "source", "size", "languages"))
+    name = r.string(
+        "model.name",
+        raw.get("name"),
+        re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,80}$"),
+        "must name the model (letters, digits, '.', '_', '/', '-')",
+    )
+    source = raw.get("source")
+    scheme = source.split(":", 1)[0] if isinstance(source, str) and ":" in source else None
+    if scheme not in MODEL_SOURCE_SCHEMES:
+        r.fail(
+            "model.source",
+            source,
+            f"must be <scheme>:<location> with scheme {', '.join(MODEL_SOURCE_SCHEMES)} "
+            "(models are shipped with the image or a volume, never fetched from a hub at run time)",
+        )
+        source = ""
+    size = r.string(
+        "model.size", raw.get("size"), _MEMORY, "must be a size such as 20Mi or 4Gi", default="100Mi"
+    )
+    languages = r.codes("model.languages", raw.get("languages"), required=True)
+    return Model(name=name, source=source or "", size=size, languages=languages)
+
+
+def _resources(r: _Reader, raw: Mapping[str, Any]) -> Resources:
+    r.unknown("resources", raw, ("cpu", "memory", "gpu"))
+    defaults = Resources()
+    cpu = raw.get("cpu", defaults.cpu)
+    if isinstance(cpu, int | float) and not isinstance(cpu, bool):
+        cpu = str(cpu)
+    cpu = r.string("resources.cpu", cpu, _CPU, "must be a CPU quantity such as 500m or 2", defaults.cpu)
+    if cpu and Quantity.cpus(cpu) <= 0:
+        r.fail("resources.cpu", cpu, "must be more than 0")
+    memory = r.string(
+        "resources.memory",
+        raw.get("memory", defaults.memory),
+        _MEMORY,
+        "must be a memory quantity such as 512Mi or 2Gi",
+        defaults.memory,
+    )
+    if memory and Quantity.memory_mib(memory) < 64:
+        r.fail("resources.memory", memory, "must be at least 64Mi (the model must fit)")
+    gpu = raw.get("gpu") or {}
+    if not isinstance(gpu, Mapping):
+        r.fail("resources.gpu", gpu, "must be a mapping with count and type")
+        gpu = {}
+    r.unknown("resources.gpu", gpu, ("count", "type"))
+    count = r.integer("resources.gpu.count", gpu.get("count"), 0, 8, default=0)
+    gpu_type = gpu.get("type", "")
+    if count > 0 and gpu_type not in GPU_TYPES:
+        r.fail("resources.gpu.type", gpu_type, f"must be one of {', '.join(GPU_TYPES)} when gpu.count > 0")
+    elif count == 0 and gpu_type:
+        r.fail("resources.gpu.type", gpu_type, "must be empty when gpu.count is 0")
+    return Resources(cpu=cpu, memory=memory, gpu_count=count, gpu_type=gpu_type or "")
+
+
+def _scaling(r: _Reader, raw: Mapping[str, Any]) -> Scaling:
+    r.unknown("scaling", raw, ("min", "max", "targetConcurrency"))
+    defaults = Scaling()
+    low = r.integer("scaling.min", raw.get("min"), 0, default=defaults.min)
+    high = r.integer("scaling.max", raw.get("max"), 1, 100, default=defaults.max)
+    if high < low:
+        r.fail("scaling.max", high, f"must be >= scaling.min ({low})")
+    concurrency = r.integer(
+        "scaling.targetConcurrency",
+        raw.get("targetConcurrency"),
+        1,
+        1000,
+        default=defaults.target_concurrency,
+    )
+    return Scaling(min=low, max=high, target_concurrency=concurrency)
+
+
+_TARGET_KEYS: dict[TargetKind, tuple[str, ...]] = {
+    TargetKind.KUBERNETES: ("kind", "name", "context", "namespace", "ingressNamespace"),
+    TargetKind.KNATIVE: ("kind", "name", "context", "namespace"),
+    TargetKind.KOYEB: ("kind", "name", "region", "instanceType"),
+    TargetKind.EDGE: ("kind", "name", "site", "host", "hostPort", "imagePull"),
+}
+
+
+def _targets(r: _Reader, raw: Any, region: str, ministry: str, environment: str) -> tuple[Target, ...]:
+    if not isinstance(raw, list) or not raw:
+        r.fail("targets", raw, "must be a non-empty list of targets (kind: kubernetes, knative, koyeb, edge)")
+        return ()
+    targets: list[Target] = []
+    for index, item in enumerate(raw):
+        key = f"targets[{index}]"
+        if not isinstance(item, Mapping):
+            r.fail(key, item, "must be a mapping with at least a kind")
+            continue
+        kind_raw = r.choice(f"{key}.kind", item.get("kind"), tuple(k.value for k in TargetKind))
+        if not kind_raw:
+            continue
+        kind = TargetKind(kind_raw)
+        r.unknown(key, item, _TARGET_KEYS[kind])
+        name = r.string(
+            f"{key}.name",
+            item.get("name"),
+            _DNS_LABEL,
+            "must be a DNS label, unique among targets",
+            default=kind.value,
+        )
+        targets.append(_target(r, key, kind, name, item, region, ministry, environment))
+    names = [t.name for t in targets]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        r.fail("targets", names, f"target names must be unique; {name!r} repeats (set name: on each)")
+    return tuple(targets)
+
+
+def _target(
+    r: _Reader,
+    key: str,
+    kind: TargetKind,
+    name: str,
+    item: Mapping[str, Any],
+    region: str,
+    ministry: str,
+    environment: str,
+) -> Target:
+    context_re = re.compile(r"^[A-Za-z0-9@._:/-]{1,120}$")
+    if kind in (TargetKind.KUBERNETES, TargetKind.KNATIVE):
+        default_ns = f"{ministry}-{environment}" if ministry and environment else "tizi"
+        return Target(
+            kind=kind,
+            name=name,
+            region=region,
+            context=r.string(
+                f"{key}.context",
+                item.get("context"),
+                context_re,
+                "must be a kubeconfig context name",
+                default="",
+            ),
+            namespace=r.string(
+                f"{key}.namespace",
+                item.get("namespace"),
+                _DNS_LABEL,
+                "must be a DNS label",
+                default=default_ns,
+            ),
+            ingress_namespace=r.string(
+                f"{key}.ingressNamespace",
+                item.get("ingressNamespace"),
+                _DNS_LABEL,
+                "must be a DNS label",
+                default="",
+            ),
+        )
+    if kind is TargetKind.KOYEB:
+        return Target(
+            kind=kind,
+            name=name,
+            region=r.string(
+                f"{key}.region",
+                item.get("region"),
+                _SLUG_REGION,
+                "must be a catalogue region that Koyeb serves (eu-paris, eu-frankfurt)",
+            ),
+            instance_type=r.choice(
+                f"{key}.instanceType", item.get("instanceType"), KOYEB_INSTANCE_TYPES, default="nano"
+            ),
+        )
+    site = r.string(
+        f"{key}.site",
+        item.get("site"),
+        re.compile(r"^ma-edge-[a-z0-9-]{2,40}$"),
+        "must be an edge site id ma-edge-<site>",
+    )
+    return Target(
+        kind=kind,
+        name=name,
+        region=site,
+        host=r.string(
+            f"{key}.host",
+            item.get("host"),
+            _DOCKER_HOST,
+            "must be a Docker host URL: unix:///path, tcp://host:port or ssh://[user@]host[:port]",
+        ),
+        host_port=r.integer(f"{key}.hostPort", item.get("hostPort"), 1024, 65535, default=8080),
+        image_pull=r.choice(f"{key}.imagePull", item.get("imagePull"), EDGE_PULL_POLICIES, default="missing"),
+    )
+
+
+_SCALE_TO_ZERO = (TargetKind.KNATIVE, TargetKind.KOYEB)
+
+
+def _scale_to_zero(r: _Reader, scaling: Scaling, targets: tuple[Target, ...]) -> None:
+    if scaling.min != 0:
+        return
+    for index, target in enumerate(targets):
+        if target.kind not in _SCALE_TO_ZERO:
+            r.fail(
+                "scaling.min",
+                0,
+                f"scale-to-zero is supported on {', '.join(k.value for k in _SCALE_TO_ZERO)} only; "
+                f"targets[{index}] is {target.kind.value}",
+            )
+
+
+def _gpu_targets(r: _Reader, resources: Resources, targets: tuple[Target, ...]) -> None:
+    if resources.gpu_count == 0:
+        return
+    for index, target in enumerate(targets):
+        if target.kind is TargetKind.EDGE:
+            r.fail(
+                "resources.gpu.count",
+                resources.gpu_count,
+                f"edge hosts are served CPU-only; targets[{index}] is edge (set gpu.count: 0 "
+                "or remove the edge target)",
+            )

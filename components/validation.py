@@ -1,0 +1,74 @@
+"""One entry point that validates a stack's settings completely: spec, secrets, residency.
+
+``tizi check`` and the Pulumi program both call ``validate_settings`` so a stack file
+that passes the offline check is exactly one that previews, and the error text is the
+same in both places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from components.placement import Placement, judge
+from components.problems import Problem, StackError
+from components.spec import SECRET_KEYS, ServiceSpec, read_spec
+
+
+class SecretState:
+    """How each secret setting appears: encrypted, in plain text, or missing."""
+
+    ENCRYPTED = "encrypted"
+    PLAINTEXT = "plaintext"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class ValidStack:
+    """A spec that passed every check, with the placement that allowed it."""
+
+    spec: ServiceSpec
+    placement: Placement
+
+
+def _secret_problems(spec: ServiceSpec, secrets: Mapping[str, str]) -> list[Problem]:
+    problems = []
+    for name in spec.secret_names:
+        if name not in SECRET_KEYS:
+            continue
+        state = secrets.get(name, SecretState.MISSING)
+        if state == SecretState.MISSING:
+            problems.append(
+                Problem(
+                    name, None, f"must be set as a secret: pulumi config set --secret tizi:{name} <value>"
+                )
+            )
+        elif state == SecretState.PLAINTEXT:
+            problems.append(
+                Problem(
+                    name,
+                    "(plaintext, redacted)",
+                    f"must be encrypted: remove it and run pulumi config set --secret tizi:{name} <value>",
+                )
+            )
+    return problems
+
+
+def validate_settings(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> ValidStack:
+    """Validate everything or raise one StackError listing every problem.
+
+    ``settings`` are the ``tizi:`` keys without namespace, secrets excluded;
+    ``secrets`` maps each secret key to its ``SecretState``.
+    """
+    spec, problems = read_spec(settings)
+    problems += _secret_problems(spec, secrets)
+    reported = frozenset(p.key for p in problems)
+    if "dataClass" not in reported:
+        placement, refusals = judge(spec, skip_keys=reported)
+        problems += refusals
+    else:
+        placement = Placement(())
+    if problems:
+        raise StackError(problems)
+    return ValidStack(spec, placement)
