@@ -26,6 +26,8 @@ class StackConfig:
     settings: dict[str, Any]
     secret_states: dict[str, str]
     secrets: dict[str, pulumi.Output[str]]
+    #: the decrypted key setting, only for shape validation; never logged or exported
+    api_keys_plain: str | None
 
 
 def _decode(raw: str) -> Any:
@@ -66,4 +68,10 @@ def read_stack_config() -> StackConfig:
             encrypted = runtime_config.is_config_secret(full_key)
             states[key] = SecretState.ENCRYPTED if encrypted else SecretState.PLAINTEXT
             secrets[key] = value
-    return StackConfig(settings=settings, secret_states=states, secrets=secrets)
+    plain = runtime_config.get_config(f"{NAMESPACE}:apiKeys")
+    return StackConfig(
+        settings=settings,
+        secret_states=states,
+        secrets=secrets,
+        api_keys_plain=plain if isinstance(plain, str) else None,
+    )

@@ -13,6 +13,7 @@ from typing import Any
 
 from components.placement import Placement, judge
 from components.problems import Problem, StackError
+from components.secrets import key_problems
 from components.spec import SECRET_KEYS, ServiceSpec, read_spec
 
 
@@ -55,14 +56,20 @@ def _secret_problems(spec: ServiceSpec, secrets: Mapping[str, str]) -> list[Prob
     return problems
 
 
-def validate_settings(settings: Mapping[str, Any], secrets: Mapping[str, str]) -> ValidStack:
+def validate_settings(
+    settings: Mapping[str, Any], secrets: Mapping[str, str], api_keys: str | None = None
+) -> ValidStack:
     """Validate everything or raise one StackError listing every problem.
 
     ``settings`` are the ``tizi:`` keys without namespace, secrets excluded;
-    ``secrets`` maps each secret key to its ``SecretState``.
+    ``secrets`` maps each secret key to its ``SecretState``; ``api_keys`` is the
+    decrypted key setting when the caller has it (the program does, offline checks
+    of stack files do not), checked for shape without ever being quoted.
     """
     spec, problems = read_spec(settings)
     problems += _secret_problems(spec, secrets)
+    if api_keys is not None:
+        problems += key_problems(api_keys)
     reported = frozenset(p.key for p in problems)
     if "dataClass" not in reported:
         placement, refusals = judge(spec, skip_keys=reported)

@@ -1,0 +1,75 @@
+"""Helm values for ``charts/inference-service`` computed from the spec.
+
+Pure data, no Pulumi: the Kubernetes and Knative targets pass exactly this to the
+chart, tests compare it with the spec, and teams without Pulumi can print it
+(``tizi values``) and ``helm install -f`` it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from components.spec import ServiceSpec, Target
+
+CHART_DIR = Path(__file__).resolve().parent.parent / "charts" / "inference-service"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TYPE_LABEL = "nvidia.com/gpu.product"
+
+
+def chart_values(
+    spec: ServiceSpec, target: Target, api_key_secret: str, knative: bool = False
+) -> dict[str, Any]:
+    """The chart's values for one Kubernetes or Knative target of the spec."""
+    limits: dict[str, Any] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
+    return {
+        "fullnameOverride": spec.name,
+        "commonLabels": dict(spec.labels),
+        "image": {
+            "repository": spec.image_repository,
+            "tag": spec.image_tag,
+            "digest": spec.image_digest,
+            "pullPolicy": "IfNotPresent",
+        },
+        "command": list(spec.command),
+        "args": list(spec.args),
+        "containerPort": spec.port,
+        "model": {
+            "name": spec.model.name,
+            "source": spec.model.source,
+            "languages": list(spec.model.languages),
+        },
+        "env": dict(spec.env),
+        "apiKeys": {"existingSecret": api_key_secret},
+        "replicaCount": max(spec.scaling.min, 1),
+        "autoscaling": {
+            "enabled": not knative and spec.scaling.max > spec.scaling.min,
+            "minReplicas": max(spec.scaling.min, 1),
+            "maxReplicas": spec.scaling.max,
+        },
+        "knative": {
+            "enabled": knative,
+            "minScale": spec.scaling.min,
+            "maxScale": spec.scaling.max,
+            "target": spec.scaling.target_concurrency,
+        },
+        "resources": {
+            "requests": {"cpu": spec.resources.cpu, "memory": spec.resources.memory},
+            "limits": limits,
+        },
+        "gpu": {
+            "count": spec.resources.gpu_count,
+            "type": spec.resources.gpu_type,
+            "resourceName": GPU_RESOURCE,
+            "typeLabel": GPU_TYPE_LABEL,
+        },
+        "placement": {"region": target.region},
+        "probes": {
+            "startup": {"path": spec.health.startup},
+            "liveness": {"path": spec.health.liveness},
+            "readiness": {"path": spec.health.readiness},
+        },
+        "networkPolicy": {"enabled": True, "ingressNamespace": target.ingress_namespace},
+        "pdb": {"enabled": not knative and spec.scaling.min >= 2, "minAvailable": 1},
+        "modelCache": {"sizeLimit": spec.model.size},
+    }
