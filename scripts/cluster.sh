@@ -2,7 +2,7 @@
 # scripts/cluster.sh — a real single-node Kubernetes cluster built offline from
 # upstream components (see scripts/CLUSTER.md).
 #
-#   scripts/cluster.sh start|stop|status|env|build|import-image IMAGE|knative-crds|logs [COMPONENT]
+#   scripts/cluster.sh start|stop|status|env|build|import-image IMAGE|FILE.tar|knative-crds|selftest|delete|logs [COMPONENT]
 #
 # Builds are cached outside the clone under ${TIZI_CACHE:-$HOME/.cache/tizi}/k8s/<version>/,
 # Go caches under ${TIZI_CACHE}/go/, runtime state under /var/lib/tizi-cluster and /run/tizi-cluster.
@@ -10,7 +10,7 @@ set -euo pipefail
 
 K8S_VERSION="${TIZI_K8S_VERSION:-v1.34.4}"
 ETCD_DEB_VERSION_HINT="3.5"            # sid's etcd-server package (dpkg -x, never installed)
-KNATIVE_VERSION="${TIZI_KNATIVE_VERSION:-v0.47.1}"
+KNATIVE_VERSION="${TIZI_KNATIVE_VERSION:-v0.51.0}"
 CACHE="${TIZI_CACHE:-$HOME/.cache/tizi}"
 CONTEXT="${TIZI_KUBE_CONTEXT:-kind-tizi}"
 NODE_NAME="${TIZI_NODE_NAME:-tizi-node}"
@@ -344,7 +344,9 @@ host_prep() {
 }
 
 # ----------------------------------------------------------------------------- processes
-alive() { local p; p="$(cat "${RUN}/$1.pid" 2>/dev/null)" && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# PID 1 on this VM does not reap orphans: a zombie must count as dead
+pid_alive() { local st; st="$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" && [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]; }
+alive() { local p; p="$(cat "${RUN}/$1.pid" 2>/dev/null)" && [ -n "$p" ] && pid_alive "$p"; }
 
 spawn() {  # spawn NAME CMD... — background daemon with pid file and log; no-op when alive
   local name="$1"; shift
@@ -358,10 +360,10 @@ spawn() {  # spawn NAME CMD... — background daemon with pid file and log; no-o
 halt() {  # halt NAME [TIMEOUT_S]
   local name="$1" t="${2:-15}" p i
   p="$(cat "${RUN}/${name}.pid" 2>/dev/null)" || return 0
-  if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+  if [ -n "$p" ] && pid_alive "$p"; then
     kill -TERM "$p" 2>/dev/null || true
-    for ((i = 0; i < t * 10; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$p" 2>/dev/null && { kill -KILL "$p" 2>/dev/null || true; sleep 0.2; }
+    for ((i = 0; i < t * 10; i++)); do pid_alive "$p" || break; sleep 0.1; done
+    pid_alive "$p" && { kill -KILL "$p" 2>/dev/null || true; sleep 0.2; }
     log "stopped ${name}"
   fi
   rm -f "${RUN}/${name}.pid"
@@ -596,6 +598,75 @@ cmd_knative_crds() {
   log "knative serving CRDs ${KNATIVE_VERSION} applied (validation only: no Knative controllers run)"
 }
 
+# A static Go HTTP server packed as tizi.local/echo:selftest (built in the cache, never committed).
+build_echo_image() {
+  local d="${KDIR}/selftest" out="${KDIR}/selftest/echo.tar"
+  [ -f "$out" ] && return 0
+  log "building the selftest image tizi.local/echo:selftest"
+  mkdir -p "$d/src" "$d/root"
+  cat > "$d/src/main.go" <<'EOF'
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	host, _ := os.Hostname()
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "tizi echo from %s\n", host) })
+	if err := http.ListenAndServe(":8080", nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+EOF
+  printf 'module tizi.local/echo\n\ngo 1.22\n' > "$d/src/go.mod"
+  (cd "$d/src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$d/root/echo" .)
+  pack_image "$d/root" tizi.local/echo:selftest '["/echo"]' "65532" "$out"
+}
+
+cmd_selftest() {
+  local k=("${BIN}/kubectl" --kubeconfig "$KUBECONFIG_OUT" --context "$CONTEXT") fail=0
+  check() { local d="$1"; shift; if "$@"; then log "PASS ${d}"; else log "FAIL ${d}"; fail=1; fi; }
+  cmd_status >/dev/null || die "cluster is not ready (scripts/cluster.sh start)"
+  build_echo_image
+  cmd_import_image "${KDIR}/selftest/echo.tar" >/dev/null
+  "${k[@]}" apply -f "${TEMPLATES}/selftest.yaml" >/dev/null
+  check "restricted-compliant Deployment becomes Available" \
+    "${k[@]}" -n tizi-selftest wait --for condition=Available deploy/echo --timeout 90s
+  "${k[@]}" -n tizi-selftest get pods -o wide
+  local err
+  if err="$("${k[@]}" apply -f "${TEMPLATES}/selftest-bad-pod.yaml" 2>&1)"; then
+    log "FAIL privileged pod was admitted"; fail=1
+    "${k[@]}" delete -f "${TEMPLATES}/selftest-bad-pod.yaml" --wait=false >/dev/null 2>&1 || true
+  else
+    log "PASS privileged pod rejected: ${err}"
+  fi
+  local cip; cip="$("${k[@]}" -n tizi-selftest get svc echo -o 'jsonpath={.spec.clusterIP}')"
+  check "ClusterIP ${cip}:80 reachable from the host (kube-proxy iptables)" \
+    bash -c "for i in \$(seq 1 40); do curl -sf --max-time 2 http://${cip}/ && exit 0; sleep 0.5; done; exit 1"
+  local pf_log; pf_log="$(mktemp)"
+  "${k[@]}" -n tizi-selftest port-forward svc/echo 18080:80 >"$pf_log" 2>&1 &
+  local pf=$!
+  check "kubectl port-forward svc/echo 18080:80" \
+    bash -c "for i in \$(seq 1 40); do curl -sf --max-time 2 http://127.0.0.1:18080/ && exit 0; sleep 0.5; done; exit 1"
+  kill "$pf" 2>/dev/null || true; wait "$pf" 2>/dev/null || true; rm -f "$pf_log"
+  check "kubectl logs" "${k[@]}" -n tizi-selftest logs deploy/echo --tail 1
+  check "kubectl exec is refused cleanly or works (no shell in image)" \
+    bash -c "'${BIN}/kubectl' --kubeconfig '$KUBECONFIG_OUT' --context '$CONTEXT' -n tizi-selftest exec deploy/echo -- /echo --help 2>&1 | grep -qiE 'address already in use|flag|usage|bind' "
+  if "${k[@]}" get crd services.serving.knative.dev >/dev/null 2>&1; then
+    check "Knative Service server-side dry-run" \
+      "${k[@]}" apply --dry-run=server -f "${TEMPLATES}/knative-service.yaml"
+  else
+    log "SKIP Knative dry-run (run scripts/cluster.sh knative-crds first)"
+  fi
+  [ "${TIZI_SELFTEST_KEEP:-}" = 1 ] || "${k[@]}" delete namespace tizi-selftest --wait=false >/dev/null
+  return "$fail"
+}
+
 cmd_delete() {
   cmd_stop
   log "removing cluster state ${STATE} (caches kept)"
@@ -611,6 +682,7 @@ case "${1:-}" in
   import-image) shift; cmd_import_image "$@" ;;
   knative-crds) cmd_knative_crds ;;
   delete) cmd_delete ;;
+  selftest) cmd_selftest ;;
   logs) tail -n "${3:-100}" "${LOGS}/${2:-kubelet}.log" ;;
-  *) echo "usage: $0 start|stop|status|env|build|import-image IMAGE|knative-crds|delete|logs [COMPONENT]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|build|import-image IMAGE|FILE.tar|knative-crds|selftest|delete|logs [COMPONENT]" >&2; exit 2 ;;
 esac
