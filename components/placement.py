@@ -47,10 +47,7 @@ def _refusal(
     spec: ServiceSpec, catalogue: Catalogue, key: str, target: Target, decision: Decision
 ) -> Problem:
     allowed = allowed_regions(catalogue, spec.data_class, target.kind, spec.legal_basis)
-    if target.kind is TargetKind.EDGE:
-        allowed_text = "an edge site ma-edge-<site> in Morocco"
-    else:
-        allowed_text = ", ".join(allowed) or "no region in the catalogue"
+    allowed_text = ", ".join(allowed) or "no region in the catalogue"
     return Problem(
         key,
         decision.region_id,

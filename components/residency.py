@@ -234,10 +234,9 @@ def allowed_regions(
     target: TargetKind,
     legal_basis: LegalBasis | None = None,
 ) -> list[str]:
-    """Concrete catalogue ids (patterns excluded) where the data class may run on the target."""
+    """Catalogue ids where the data class may run on the target; patterns read ``ma-onprem-<name>``."""
     return [
-        region.id
+        region.id.replace("*", "<name>")
         for region in catalogue.regions
-        if not region.id.endswith("*")
-        and decide(catalogue, region.id, data_class, target, legal_basis).allowed
+        if decide(catalogue, region.id, data_class, target, legal_basis).allowed
     ]

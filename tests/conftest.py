@@ -1,0 +1,34 @@
+"""Shared test policy: tiers by folder, and what a missing prerequisite means.
+
+Each test folder is one tier (``unit``, ``edge``, ``engine``, ``cluster``) and gets that
+marker automatically, so ``pytest -m unit`` is the fast inner loop.  Under ``CI=true``
+a missing prerequisite (Docker, the Pulumi CLI, a cluster) fails the test; elsewhere
+the test skips and says why.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+TIERS = ("unit", "edge", "engine", "cluster")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        relative = Path(str(item.fspath)).resolve().relative_to(REPO / "tests")
+        tier = relative.parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with ``reason`` outside CI; fail under CI=true, where nothing may be missing."""
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"prerequisite missing under CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
