@@ -1,0 +1,96 @@
+"""API keys read from files, re-read when they change, several valid at once.
+
+Every non-empty regular file in the directory (hidden names excepted, symlinks followed, as
+Kubernetes secret volumes use `..data` symlinks) holds one key. Rotation without downtime:
+add the new key file, move clients over, delete the old file; no restart. Only SHA-256
+digests of keys are kept in memory, and the file name serves as the key's id in logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import threading
+import time
+from pathlib import Path
+
+DEFAULT_KEYS_DIR = "/run/secrets/tizi"
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+class KeyStore:
+    """Checks bearer keys against the key files, rescanning at most every `recheck` seconds."""
+
+    def __init__(self, directory: str | os.PathLike[str], recheck: float = 1.0) -> None:
+        self.directory = Path(directory)
+        self.recheck = recheck
+        self._lock = threading.Lock()
+        self._signature: tuple | None = None
+        self._keys: dict[bytes, str] = {}  # digest -> key id (file name)
+        self._checked = 0.0
+
+    def _scan_signature(self) -> tuple:
+        """Cheap fingerprint of the directory: names, mtimes, sizes (stat only, no reads)."""
+        try:
+            entries = []
+            with os.scandir(self.directory) as it:
+                for e in it:
+                    if e.name.startswith("."):
+                        continue
+                    try:
+                        st = e.stat()  # follows symlinks
+                    except OSError:
+                        continue
+                    entries.append((e.name, st.st_mtime_ns, st.st_size, st.st_ino))
+            return (self.directory.stat().st_mtime_ns, tuple(sorted(entries)))
+        except OSError:
+            return ()
+
+    def _load(self) -> dict[bytes, str]:
+        keys: dict[bytes, str] = {}
+        try:
+            names = sorted(os.listdir(self.directory))
+        except OSError:
+            return keys
+        for name in names:
+            path = self.directory / name
+            if name.startswith(".") or not path.is_file():
+                continue
+            try:
+                key = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if key:
+                keys[_digest(key)] = name
+        return keys
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._checked < self.recheck:
+                return
+            self._checked = now
+            sig = self._scan_signature()
+            if force or sig != self._signature:
+                self._keys = self._load()
+                self._signature = sig
+
+    def count(self) -> int:
+        self.refresh()
+        return len(self._keys)
+
+    def check(self, presented: str) -> str | None:
+        """The id (file name) of the matching key, or None. Compares digests in constant time."""
+        self.refresh()
+        if not presented:
+            return None
+        digest = _digest(presented)
+        found = None
+        for known, key_id in self._keys.items():
+            if hmac.compare_digest(known, digest):
+                found = key_id
+        return found
