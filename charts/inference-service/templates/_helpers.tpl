@@ -140,9 +140,9 @@ when the chart-owned config changes), model metadata, then .Values.podAnnotation
 */}}
 {{- define "inference-service.podAnnotations" -}}
 {{- $ann := dict "checksum/config" (include (print $.Template.BasePath "/configmap.yaml") . | sha256sum) -}}
-{{- with .Values.model.name }}{{ $_ := set $ann "tizi.io/model-name" (toString .) }}{{ end -}}
-{{- with .Values.model.source }}{{ $_ := set $ann "tizi.io/model-source" (toString .) }}{{ end -}}
-{{- with .Values.model.languages }}{{ $_ := set $ann "tizi.io/model-languages" (join "," .) }}{{ end -}}
+{{- with .Values.model.name }}{{ $_ := set $ann "tizi.ma/model-name" (toString .) }}{{ end -}}
+{{- with .Values.model.source }}{{ $_ := set $ann "tizi.ma/model-source" (toString .) }}{{ end -}}
+{{- with .Values.model.languages }}{{ $_ := set $ann "tizi.ma/model-languages" (join "," .) }}{{ end -}}
 {{- toYaml (merge $ann (deepCopy (default (dict) .Values.podAnnotations))) -}}
 {{- end -}}
 
@@ -164,8 +164,8 @@ limits and requests (extended resources must be equal in both).
 {{- if gt (int .Values.gpu.count) 0 -}}
 {{- $limits := default (dict) (get $res "limits") -}}
 {{- $requests := default (dict) (get $res "requests") -}}
-{{- $_ := set $limits .Values.gpu.resourceName (int .Values.gpu.count) -}}
-{{- $_ := set $requests .Values.gpu.resourceName (int .Values.gpu.count) -}}
+{{- $_ := set $limits .Values.gpu.resourceName (toString (int .Values.gpu.count)) -}}
+{{- $_ := set $requests .Values.gpu.resourceName (toString (int .Values.gpu.count)) -}}
 {{- $_ := set $res "limits" $limits -}}
 {{- $_ := set $res "requests" $requests -}}
 {{- end -}}
