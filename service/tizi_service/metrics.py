@@ -55,9 +55,7 @@ class Metrics:
                 "# TYPE tizi_requests_total counter",
             ]
             for (route, method, code), n in sorted(self.requests.items()):
-                out.append(
-                    f'tizi_requests_total{{route="{route}",method="{method}",code="{code}"}} {n}'
-                )
+                out.append(f'tizi_requests_total{{route="{route}",method="{method}",code="{code}"}} {n}')
             out += [
                 "# HELP tizi_request_errors_total HTTP responses with status >= 400.",
                 "# TYPE tizi_request_errors_total counter",
@@ -70,21 +68,13 @@ class Metrics:
             ]
             for route in sorted(self.hist):
                 for b, n in zip(BUCKETS, self.hist[route], strict=True):
-                    out.append(
-                        f'tizi_request_duration_seconds_bucket{{route="{route}",le="{b}"}} {n}'
-                    )
+                    out.append(f'tizi_request_duration_seconds_bucket{{route="{route}",le="{b}"}} {n}')
                 out.append(
                     f'tizi_request_duration_seconds_bucket{{route="{route}",le="+Inf"}} '
                     f"{self.hist_count[route]}"
                 )
-                out.append(
-                    f'tizi_request_duration_seconds_sum{{route="{route}"}} '
-                    f"{self.hist_sum[route]:.6f}"
-                )
-                out.append(
-                    f'tizi_request_duration_seconds_count{{route="{route}"}} '
-                    f"{self.hist_count[route]}"
-                )
+                out.append(f'tizi_request_duration_seconds_sum{{route="{route}"}} {self.hist_sum[route]:.6f}')
+                out.append(f'tizi_request_duration_seconds_count{{route="{route}"}} {self.hist_count[route]}')
             out += [
                 "# HELP tizi_detections_total Language answers by language and deciding method.",
                 "# TYPE tizi_detections_total counter",

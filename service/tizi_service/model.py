@@ -13,6 +13,7 @@ import argparse
 import array
 import base64
 import bz2
+import functools
 import hashlib
 import json
 import os
@@ -39,7 +40,9 @@ class LoadedModel:
     load_seconds: float
 
 
+@functools.cache
 def _embedded_parts() -> tuple:
+    """Decode once per process: tests and the export build several identifiers from it."""
     from langid import langid as langid_module  # the 2.5 MB module holding the model string
 
     raw = pickle.loads(bz2.decompress(base64.b64decode(langid_module.model)))
@@ -99,9 +102,7 @@ def _from_npz(path: Path) -> LanguageIdentifier:
     for state, n in zip(states.tolist(), lengths.tolist(), strict=True):
         output[state] = tuple(flat[pos : pos + n])
         pos += n
-    return LanguageIdentifier(
-        nb_ptc, nb_pc, nb_ptc.shape[0], classes, nextmove, output, norm_probs=True
-    )
+    return LanguageIdentifier(nb_ptc, nb_pc, nb_ptc.shape[0], classes, nextmove, output, norm_probs=True)
 
 
 def load_identifier(model_dir: str | None = None) -> LoadedModel:
@@ -112,11 +113,7 @@ def load_identifier(model_dir: str | None = None) -> LoadedModel:
     if path.is_file():
         identifier = _from_npz(path)
         meta_path = directory / META_FILE
-        digest = (
-            json.loads(meta_path.read_text())["sha256"]
-            if meta_path.is_file()
-            else sha256_file(path)
-        )
+        digest = json.loads(meta_path.read_text())["sha256"] if meta_path.is_file() else sha256_file(path)
         return LoadedModel(identifier, str(path), digest, time.monotonic() - start)
     nb_ptc, nb_pc, nb_classes, tk_nextmove, tk_output = _embedded_parts()
     pc = np.array(nb_pc)

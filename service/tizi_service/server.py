@@ -70,9 +70,7 @@ class Config:
             max_body_bytes=int(e.get("TIZI_MAX_BODY_BYTES", str(64 * 1024))),
             drain_seconds=float(e.get("TIZI_DRAIN_SECONDS", "20")),
             model_dir=e.get("TIZI_MODEL_DIR"),
-            languages=tuple(x.strip() for x in langs.split(",") if x.strip())
-            if langs
-            else DEFAULT_LANGUAGES,
+            languages=tuple(x.strip() for x in langs.split(",") if x.strip()) if langs else DEFAULT_LANGUAGES,
         )
 
 
@@ -165,9 +163,7 @@ def _message_text(messages: Any) -> str:
                 return content
             if isinstance(content, list):
                 return " ".join(
-                    p.get("text", "")
-                    for p in content
-                    if isinstance(p, dict) and p.get("type") == "text"
+                    p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
                 )
             raise HttpError(400, "unsupported message content", "invalid_request_error")
     raise HttpError(400, "no message with role 'user'", "invalid_request_error")
@@ -248,8 +244,7 @@ class Handler(BaseHTTPRequestHandler):
         scheme, _, token = header.partition(" ")
         key_id = self.app.keys.check(token.strip()) if scheme.lower() == "bearer" else None
         if key_id is None:
-            raise HttpError(401, "a valid API key is required", "invalid_request_error",
-                            "invalid_api_key")
+            raise HttpError(401, "a valid API key is required", "invalid_request_error", "invalid_api_key")
         return key_id
 
     def _dispatch(self) -> None:
@@ -350,8 +345,7 @@ class Handler(BaseHTTPRequestHandler):
     def _model(self) -> None:
         model_id = urlsplit(self.path).path.removeprefix("/v1/models/")
         if model_id != MODEL_ID:
-            raise HttpError(404, f"model {model_id!r} not found", "invalid_request_error",
-                            "model_not_found")
+            raise HttpError(404, f"model {model_id!r} not found", "invalid_request_error", "model_not_found")
         self._json(200, _model_card(self.app))
 
     def _chat(self) -> None:
@@ -360,8 +354,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "body must be a JSON object", "invalid_request_error")
         model = body.get("model", MODEL_ID)
         if model != MODEL_ID:
-            raise HttpError(404, f"model {model!r} not found", "invalid_request_error",
-                            "model_not_found")
+            raise HttpError(404, f"model {model!r} not found", "invalid_request_error", "model_not_found")
         if body.get("stream"):
             raise HttpError(400, "stream is not supported", "invalid_request_error")
         text = _message_text(body.get("messages"))
