@@ -1,38 +1,47 @@
-"""How the edge container is configured, decided once, as data.
+"""How the service container is configured on a Docker edge host, as plain data.
 
-The Pulumi edge component (``components.edge``) and the edge tests that run the same
-container with the ``docker`` CLI both read this plan, so what the tests prove on a
-real engine is what ``pulumi up`` deploys.  No Pulumi import here: it is pure data.
+One pure function, `plan_edge_container`, decides every setting; the Pulumi edge component
+(pulumi-docker 4.0.0 `Container`) and the edge tests (docker CLI) both render this plan, so
+what the tests prove is what `pulumi up` deploys. No Pulumi import here: the plan is
+testable without an engine.
 
-Hardening, and why:
-- non-root user 10001 and a read-only root filesystem, writable ``/tmp`` on tmpfs:
-  a compromised service cannot persist anything or touch the image;
-- no capabilities, ``no-new-privileges``;
-- API keys as files in a dedicated volume (Docker only copies files into a read-only
-  container through a mounted volume); the image creates that folder 0700 for uid
-  10001 and the volume copies it up, so no other user can read a key, and nothing
-  about the keys is in the container's environment (``docker inspect`` shows none);
-- restart ``always`` plus a healthcheck on ``/readyz``: a clinic box recovers alone;
-- json-file logs capped at 3 x 10 MB: a box that runs for months never fills its disk.
+Choices, and why:
+- user 10001:10001 and a read-only root filesystem, /tmp as a small tmpfs: the image is
+  built for it, and a compromised process cannot persist anything.
+- API keys reach the container as FILES, never environment variables (env ends up in
+  `docker inspect`, crash dumps and child processes). Docker refuses to copy into a read-only
+  root filesystem except into a mounted volume, so the key directory is a named volume. The
+  image creates that directory 0700 owned by 10001; Docker copies the directory's owner and
+  mode into a new, empty named volume, so other uids cannot list or read the keys. Files go in
+  with pulumi-docker's `uploads` (content) or `docker cp` before `docker start`.
+- The secrets volume outlives a container: a key removed from the stack would stay valid in
+  an old volume. `secrets_volume` should therefore change whenever the key set changes (the
+  component derives it from a hash of the keys); `docker_run_args` and the tests use a fresh
+  volume each time.
+- CPU: pulumi-docker 4.0.0 has no `--cpus` (NanoCPUs), only cpu shares and a cpuset, so the
+  plan expresses a CPU limit as both: a cpuset of the first ceil(cpus) cores (hard) and
+  1024*cpus shares (relative weight under contention).
+- restart "always", json-file logs with rotation, a healthcheck on /readyz run by the image's
+  own python (no curl in the image), capabilities dropped, no-new-privileges.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-SERVICE_USER = "10001:10001"
-KEYS_DIR = "/run/secrets/tizi"
-MODEL_CACHE_DIR = "/var/cache/tizi/models"
-LOG_OPTS = {"max-size": "10m", "max-file": "3"}
-TMPFS = {"/tmp": "rw,noexec,nosuid,size=64m"}
-STOP_TIMEOUT_SECONDS = 30
+SERVICE_UID = 10001
+SECRETS_DIR = "/run/secrets/tizi"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+SECRETISH_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY)$", re.I)
 
 
 @dataclass(frozen=True)
 class Healthcheck:
-    """Docker's healthcheck: the image's Python probes readiness, no curl needed."""
+    """Docker healthcheck; `test` is in Docker's list form (["CMD-SHELL", command])."""
 
     test: tuple[str, ...]
     interval_s: int = 10
@@ -42,137 +51,203 @@ class Healthcheck:
 
 
 @dataclass(frozen=True)
-class Mount:
-    """A named volume mounted into the container."""
-
-    volume: str
-    target: str
-    read_only: bool = False
-
-
-@dataclass(frozen=True)
 class EdgeContainerPlan:
-    """Everything that decides how the edge container runs."""
+    """Every setting of the edge container. Render with docker_run_args() or pulumi_args()."""
 
     name: str
     image: str
     port: int
     host_port: int
     host_ip: str
-    memory_mb: int
-    cpus: float
+    user: str
+    read_only: bool
+    tmpfs: Mapping[str, str]
+    secrets_volume: str
+    secrets_dir: str
+    secret_files: Mapping[str, str]  # secret name -> file path in the container
     env: Mapping[str, str]
-    keys_volume: str
-    model_volume: str
     healthcheck: Healthcheck
-    command: tuple[str, ...] = ()
-    user: str = SERVICE_USER
-    read_only: bool = True
-    restart: str = "always"
-    tmpfs: Mapping[str, str] = field(default_factory=lambda: dict(TMPFS))
-    log_opts: Mapping[str, str] = field(default_factory=lambda: dict(LOG_OPTS))
-    security_opts: tuple[str, ...] = ("no-new-privileges:true",)
+    restart: str
+    log_driver: str
+    log_opts: Mapping[str, str]
+    memory_mb: int
+    cpu_shares: int
+    cpuset: str
+    stop_timeout_s: int
     cap_drop: tuple[str, ...] = ("ALL",)
-    stop_timeout_s: int = STOP_TIMEOUT_SECONDS
+    security_opts: tuple[str, ...] = ("no-new-privileges",)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def mounts(self) -> tuple[Mount, ...]:
-        return (Mount(self.keys_volume, KEYS_DIR), Mount(self.model_volume, MODEL_CACHE_DIR))
+    def docker_run_args(self) -> list[str]:
+        """Arguments for `docker create` (or `docker run`), image last.
 
-    @property
-    def cpu_shares(self) -> int:
-        """Relative weight under contention, proportional to the CPUs the spec asks for."""
-        return max(2, int(self.cpus * 1024))
-
-    @property
-    def cpuset(self) -> str:
-        """A hard cap: the container may use only this many cores (rounded up)."""
-        cores = max(1, math.ceil(self.cpus))
-        return "0" if cores == 1 else f"0-{cores - 1}"
-
-    def key_path(self, file_name: str) -> str:
-        return f"{KEYS_DIR}/{file_name}"
-
-    def docker_create_args(self) -> list[str]:
-        """``docker create`` arguments equivalent to the Pulumi Container (keys are copied in after)."""
-        args = ["create", "--name", self.name, "--user", self.user, "--read-only"]
-        args += ["--restart", self.restart, "--stop-timeout", str(self.stop_timeout_s)]
+        The secret files are not in here: copy them with `docker cp` (see
+        `secret_files`) between `docker create` and `docker start`.
+        """
+        args = ["--name", self.name, "--user", self.user]
+        if self.read_only:
+            args.append("--read-only")
+        for path, opts in self.tmpfs.items():
+            args += ["--tmpfs", f"{path}:{opts}"]
+        args += ["--mount", f"type=volume,source={self.secrets_volume},target={self.secrets_dir}"]
+        for k, v in self.env.items():
+            args += ["--env", f"{k}={v}"]
+        hc = self.healthcheck
+        if hc.test[0] != "CMD-SHELL":
+            raise ValueError("the docker CLI can only express CMD-SHELL healthchecks")
         args += [
-            "--memory",
-            f"{self.memory_mb}m",
-            "--cpu-shares",
-            str(self.cpu_shares),
-            "--cpuset-cpus",
-            self.cpuset,
-        ]
+            "--health-cmd", hc.test[1],
+            "--health-interval", f"{hc.interval_s}s",
+            "--health-timeout", f"{hc.timeout_s}s",
+            "--health-retries", str(hc.retries),
+            "--health-start-period", f"{hc.start_period_s}s",
+            "--restart", self.restart,
+            "--log-driver", self.log_driver,
+        ]  # fmt: skip
+        for k, v in self.log_opts.items():
+            args += ["--log-opt", f"{k}={v}"]
+        args += [
+            "--memory", f"{self.memory_mb}m",
+            "--memory-swap", f"{self.memory_mb}m",
+            "--cpu-shares", str(self.cpu_shares),
+            "--cpuset-cpus", self.cpuset,
+            "--stop-timeout", str(self.stop_timeout_s),
+            "--stop-signal", "SIGTERM",
+        ]  # fmt: skip
         for cap in self.cap_drop:
             args += ["--cap-drop", cap]
         for opt in self.security_opts:
             args += ["--security-opt", opt]
-        for path, options in self.tmpfs.items():
-            args += ["--tmpfs", f"{path}:{options}"]
-        for mount in self.mounts:
-            args += ["--mount", f"type=volume,source={mount.volume},target={mount.target}"]
-        args += ["--publish", f"{self.host_ip}:{self.host_port}:{self.port}"]
-        for key, value in sorted(self.env.items()):
-            args += ["--env", f"{key}={value}"]
-        hc = self.healthcheck
-        args += [
-            "--health-cmd",
-            hc.test[-1] if hc.test[0] == "CMD-SHELL" else " ".join(hc.test[1:]),
-            "--health-interval",
-            f"{hc.interval_s}s",
-            "--health-timeout",
-            f"{hc.timeout_s}s",
-            "--health-retries",
-            str(hc.retries),
-            "--health-start-period",
-            f"{hc.start_period_s}s",
-        ]
-        args += ["--log-driver", "json-file"]
-        for key, value in self.log_opts.items():
-            args += ["--log-opt", f"{key}={value}"]
-        args.append(self.image)
-        args += list(self.command)
+        for k, v in self.labels.items():
+            args += ["--label", f"{k}={v}"]
+        args += ["--publish", f"{self.host_ip}:{self.host_port}:{self.port}/tcp", self.image]
         return args
 
+    def pulumi_args(self) -> dict[str, Any]:
+        """Plain values named as pulumi-docker 4.0.0 `Container` arguments.
 
-def readiness_probe(port: int, path: str) -> tuple[str, ...]:
-    """A shell-form probe using the image's Python (the image has no curl or wget)."""
-    code = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}{path}', timeout=2)"
-    return ("CMD-SHELL", f'python3 -c "{code}"')
+        `uploads` is left to the caller, which pairs each entry of `secret_files` with the
+        secret's Output: `ContainerUploadArgs(file=path, content=secret)`.
+        """
+        hc = self.healthcheck
+        return {
+            "name": self.name,
+            "image": self.image,
+            "user": self.user,
+            "read_only": self.read_only,
+            "tmpfs": dict(self.tmpfs),
+            "volumes": [{"volume_name": self.secrets_volume, "container_path": self.secrets_dir}],
+            "envs": [f"{k}={v}" for k, v in self.env.items()],
+            "healthcheck": {
+                "tests": list(hc.test),
+                "interval": f"{hc.interval_s}s",
+                "timeout": f"{hc.timeout_s}s",
+                "retries": hc.retries,
+                "start_period": f"{hc.start_period_s}s",
+            },
+            "restart": self.restart,
+            "log_driver": self.log_driver,
+            "log_opts": dict(self.log_opts),
+            "memory": self.memory_mb,
+            "memory_swap": self.memory_mb,
+            "cpu_shares": self.cpu_shares,
+            "cpu_set": self.cpuset,
+            "stop_timeout": self.stop_timeout_s,
+            "stop_signal": "SIGTERM",
+            "destroy_grace_seconds": self.stop_timeout_s,
+            "capabilities": {"drops": list(self.cap_drop)},
+            "security_opts": list(self.security_opts),
+            "labels": [{"label": k, "value": v} for k, v in self.labels.items()],
+            "ports": [
+                {"internal": self.port, "external": self.host_port, "ip": self.host_ip,
+                 "protocol": "tcp"}
+            ],
+            "must_run": True,
+        }  # fmt: skip
+
+
+def _health_command(port: int, path: str) -> str:
+    return f"python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:{port}{path}', timeout=2)\""
 
 
 def plan_edge_container(
     name: str,
     image: str,
-    port: int,
-    host_port: int,
-    memory_mb: int,
-    cpus: float,
-    env: Mapping[str, str],
-    readiness_path: str = "/readyz",
-    host_ip: str = "0.0.0.0",
-    command: Sequence[str] = (),
+    port: int = 8080,
+    host_port: int = 8080,
+    memory_mb: int = 256,
+    cpus: float = 1.0,
+    env: Mapping[str, str] | None = None,
+    secret_names: Sequence[str] = ("api-key",),
+    health_paths: Mapping[str, str] | None = None,
+    *,
+    expose: bool = False,
+    secrets_volume: str | None = None,
+    drain_seconds: int = 20,
+    labels: Mapping[str, str] | None = None,
 ) -> EdgeContainerPlan:
-    """The plan for one site's container; names derive from ``name`` so sites never collide."""
+    """Plan the edge container.
+
+    `secret_names` become files `<SECRETS_DIR>/<name>` (one API key each). `health_paths`
+    uses the stack spec's keys (`readiness`, `liveness`, `startup`); Docker has a single
+    healthcheck, which probes readiness so `docker ps` shows "healthy" only when requests
+    are served. `expose=False` publishes on 127.0.0.1 only (a local reverse proxy or ssh
+    tunnel in front); True binds 0.0.0.0 for sites whose LAN clients call the box directly.
+    """
+    if not NAME.match(name):
+        raise ValueError(f"container name {name!r} must match {NAME.pattern}")
+    if not image:
+        raise ValueError("image is required")
+    for p in (port, host_port):
+        if not 1 <= p <= 65535:
+            raise ValueError(f"port {p} out of range")
+    if memory_mb < 64:
+        raise ValueError("memory_mb below 64 MB cannot hold the model")
+    if cpus <= 0:
+        raise ValueError("cpus must be positive")
+    if not secret_names:
+        raise ValueError("at least one API key secret is required: the service refuses all")
+    if len(set(secret_names)) != len(secret_names):
+        raise ValueError("duplicate secret names")
+    for s in secret_names:
+        if not NAME.match(s) or s.startswith("."):
+            raise ValueError(f"secret name {s!r} is not a safe file name")
+    user_env = dict(env or {})
+    secret_env_names = {s.upper().replace("-", "_").replace(".", "_") for s in secret_names}
+    for k in user_env:
+        if k.upper() in secret_env_names or SECRETISH_ENV.search(k):
+            raise ValueError(f"env {k!r} looks like a secret: secrets go in as files only")
+    paths = dict(health_paths or {})
+    ready_path = paths.get("readiness", "/readyz")
+    if not ready_path.startswith("/"):
+        raise ValueError(f"health path {ready_path!r} must start with /")
     service_env = {
-        **env,
+        **user_env,
         "PORT": str(port),
-        "TIZI_API_KEYS_DIR": KEYS_DIR,
-        "TIZI_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+        "TIZI_API_KEYS_DIR": SECRETS_DIR,
+        "TIZI_DRAIN_SECONDS": str(drain_seconds),
     }
+    n_cpus = max(1, math.ceil(cpus))
     return EdgeContainerPlan(
         name=name,
         image=image,
         port=port,
         host_port=host_port,
-        host_ip=host_ip,
-        memory_mb=memory_mb,
-        cpus=cpus,
+        host_ip="0.0.0.0" if expose else "127.0.0.1",
+        user=f"{SERVICE_UID}:{SERVICE_UID}",
+        read_only=True,
+        tmpfs={"/tmp": "rw,noexec,nosuid,nodev,size=16m"},
+        secrets_volume=secrets_volume or f"{name}-secrets",
+        secrets_dir=SECRETS_DIR,
+        secret_files={s: f"{SECRETS_DIR}/{s}" for s in secret_names},
         env=service_env,
-        keys_volume=f"{name}-keys",
-        model_volume=f"{name}-models",
-        healthcheck=Healthcheck(test=readiness_probe(port, readiness_path)),
-        command=tuple(command),
+        healthcheck=Healthcheck(test=("CMD-SHELL", _health_command(port, ready_path))),
+        restart="always",
+        log_driver="json-file",
+        log_opts={"max-size": "10m", "max-file": "3"},
+        memory_mb=memory_mb,
+        cpu_shares=max(2, round(1024 * cpus)),
+        cpuset="0" if n_cpus == 1 else f"0-{n_cpus - 1}",
+        stop_timeout_s=drain_seconds + 5,
+        labels={"org.tizi.component": "edge", **dict(labels or {})},
     )
