@@ -7,6 +7,8 @@ registered, so an invalid or non-resident stack fails at preview with nothing cr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker as docker
 import pulumi_koyeb as koyeb
@@ -20,10 +22,19 @@ from components.kubernetes import KubernetesService, KubernetesServiceArgs
 from components.labels import label_transform
 from components.placement import TargetPlacement
 from components.problems import StackError
+from components.secrets import split_keys
 from components.validation import ValidStack, validate_settings
 
 
-def _kubernetes_target(placement: TargetPlacement, valid: ValidStack, api_keys: pulumi.Output[str]):
+@dataclass(frozen=True)
+class StackSecrets:
+    """The key setting as a secret Output, and how many keys it holds (a count reveals nothing)."""
+
+    api_keys: pulumi.Output[str]
+    key_count: int
+
+
+def _kubernetes_target(placement: TargetPlacement, valid: ValidStack, secrets: StackSecrets):
     target = placement.target
     provider = k8s.Provider(f"{target.name}-cluster", context=target.context or None)
     return KubernetesService(
@@ -31,28 +42,30 @@ def _kubernetes_target(placement: TargetPlacement, valid: ValidStack, api_keys: 
         KubernetesServiceArgs(
             spec=valid.spec,
             placement=placement,
-            api_keys=api_keys,
+            api_keys=secrets.api_keys,
             knative=target.kind is TargetKind.KNATIVE,
         ),
         opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
     )
 
 
-def _koyeb_target(placement: TargetPlacement, valid: ValidStack, api_keys: pulumi.Output[str]):
+def _koyeb_target(placement: TargetPlacement, valid: ValidStack, secrets: StackSecrets):
     provider = koyeb.Provider(f"{placement.target.name}-koyeb")
     return KoyebService(
         placement.target.name,
-        KoyebServiceArgs(spec=valid.spec, placement=placement, api_keys=api_keys),
+        KoyebServiceArgs(spec=valid.spec, placement=placement, api_keys=secrets.api_keys),
         opts=pulumi.ResourceOptions(providers={"koyeb": provider}),
     )
 
 
-def _edge_target(placement: TargetPlacement, valid: ValidStack, api_keys: pulumi.Output[str]):
+def _edge_target(placement: TargetPlacement, valid: ValidStack, secrets: StackSecrets):
     target = placement.target
     provider = docker.Provider(f"{target.name}-engine", host=target.host)
     return EdgeService(
         target.name,
-        EdgeServiceArgs(spec=valid.spec, placement=placement, api_keys=api_keys),
+        EdgeServiceArgs(
+            spec=valid.spec, placement=placement, api_keys=secrets.api_keys, key_count=secrets.key_count
+        ),
         opts=pulumi.ResourceOptions(providers={"docker": provider}),
     )
 
@@ -65,24 +78,25 @@ BUILDERS = {
 }
 
 
-def validated_stack() -> tuple[ValidStack, pulumi.Output[str]]:
+def validated_stack() -> tuple[ValidStack, StackSecrets]:
     """Read and validate the stack's configuration; a bad stack stops the program here."""
     config = read_stack_config()
     try:
         valid = validate_settings(config.settings, config.secret_states, config.api_keys_plain)
     except StackError as error:
         raise pulumi.RunError(str(error)) from None
-    return valid, config.secrets["apiKeys"]
+    key_count = len(split_keys(config.api_keys_plain or ""))
+    return valid, StackSecrets(api_keys=config.secrets["apiKeys"], key_count=key_count)
 
 
 def run() -> None:
     """Deploy the stack's service to every target it names and export the endpoints."""
-    valid, api_keys = validated_stack()
+    valid, secrets = validated_stack()
     pulumi.runtime.register_resource_transform(label_transform(valid.spec.labels))
     endpoints: dict[str, pulumi.Output[str]] = {}
     placements: dict[str, dict[str, object]] = {}
     for placement in valid.placement.targets:
-        component = BUILDERS[placement.target.kind](placement, valid, api_keys)
+        component = BUILDERS[placement.target.kind](placement, valid, secrets)
         endpoints[placement.target.name] = component.endpoint
         decision = placement.decision
         placements[placement.target.name] = {

@@ -21,6 +21,8 @@ from components.residency import DataClass, LegalBasis, LegalBasisKind
 LANGUAGES = ("ar", "ary", "zgh", "fr", "en", "es")
 ENVIRONMENTS = ("dev", "test", "staging", "prod")
 EDGE_PULL_POLICIES = ("never", "missing")
+#: 0.0.0.0 serves the site's network; 127.0.0.1 keeps the service behind a local proxy or tunnel.
+BIND_ADDRESSES = ("0.0.0.0", "127.0.0.1")
 KOYEB_INSTANCE_TYPES = ("nano", "micro", "small", "medium", "large", "xlarge")
 GPU_TYPES = ("nvidia-t4", "nvidia-l4", "nvidia-a10", "nvidia-a100", "nvidia-h100")
 MODEL_SOURCE_SCHEMES = ("image", "pypi", "file", "pvc")
@@ -126,6 +128,7 @@ class Target:
     ingress_namespace: str = ""
     host: str = ""
     host_port: int = 0
+    bind_address: str = "0.0.0.0"
     image_pull: str = "missing"
     instance_type: str = "nano"
 
@@ -530,7 +533,7 @@ _TARGET_KEYS: dict[TargetKind, tuple[str, ...]] = {
     TargetKind.KUBERNETES: ("kind", "name", "context", "namespace", "ingressNamespace"),
     TargetKind.KNATIVE: ("kind", "name", "context", "namespace"),
     TargetKind.KOYEB: ("kind", "name", "region", "instanceType"),
-    TargetKind.EDGE: ("kind", "name", "site", "host", "hostPort", "imagePull"),
+    TargetKind.EDGE: ("kind", "name", "site", "host", "hostPort", "bindAddress", "imagePull"),
 }
 
 
@@ -633,6 +636,9 @@ def _target(
             "must be a Docker host URL: unix:///path, tcp://host:port or ssh://[user@]host[:port]",
         ),
         host_port=r.integer(f"{key}.hostPort", item.get("hostPort"), 1024, 65535, default=8080),
+        bind_address=r.choice(
+            f"{key}.bindAddress", item.get("bindAddress"), BIND_ADDRESSES, default="0.0.0.0"
+        ),
         image_pull=r.choice(f"{key}.imagePull", item.get("imagePull"), EDGE_PULL_POLICIES, default="missing"),
     )
 

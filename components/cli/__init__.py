@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from components.cli.check import check
+from components.cli.deploy import destroy, preview, up
 from components.cli.regions import regions
 from components.cli.stack import stack
 from components.cli.values import values
@@ -24,6 +25,9 @@ main.add_command(regions)
 main.add_command(check)
 main.add_command(stack)
 main.add_command(values)
+main.add_command(preview)
+main.add_command(up)
+main.add_command(destroy)
 
 try:  # the offline bundle commands live beside the edge tooling
     from components.cli.bundle import bundle

@@ -1,0 +1,48 @@
+# tizi: the two commands a newcomer needs are `make up` and `make test` (see README.md).
+# Every prerequisite is installed and started idempotently; caches live in ~/.cache/tizi.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PY := .venv/bin/python
+STACK ?= local
+export TIZI_CACHE ?= $(HOME)/.cache/tizi
+# Every recipe line gets the offline toolchain on PATH (pulumi, providers, helm).
+TOOLS := eval "$$(scripts/toolchain.sh env)";
+
+.PHONY: venv toolchain engines image cluster up down test test-unit lint bench
+
+venv: .venv/.installed
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e '.[test]'
+	touch $@
+
+toolchain:
+	scripts/toolchain.sh ensure
+
+engines:
+	scripts/engines.sh start
+
+image: engines
+	scripts/build-image.sh
+
+cluster: image toolchain
+	scripts/cluster.sh start
+	scripts/cluster.sh import-image tizi/inference-service:0.1.0
+
+## The main command: deploy the default local stack (edge target on this machine's Docker).
+up: venv toolchain image
+	$(TOOLS) .venv/bin/tizi up --stack $(STACK)
+
+down: venv toolchain
+	$(TOOLS) .venv/bin/tizi destroy --stack $(STACK)
+
+lint: venv
+	.venv/bin/ruff check .
+
+test-unit: venv
+	.venv/bin/pytest -m unit -q
+
+## The test command: every tier (unit, edge, engine, cluster) plus lint.
+test: venv toolchain image cluster lint
+	$(TOOLS) eval "$$(scripts/cluster.sh env)"; .venv/bin/pytest -q

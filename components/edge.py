@@ -1,0 +1,126 @@
+"""The edge target: the service as one hardened container on a site's Docker engine.
+
+A clinic or farm has one small CPU box, maybe offline for days: the image is either
+pulled when missing or already loaded from an offline bundle (``imagePull: never``);
+the container restarts on its own, is checked by its healthcheck, runs as a non-root
+user on a read-only root filesystem and rotates its logs.  How the container is
+configured is decided by ``edge_plan`` (pure, shared with the edge tests); this
+component only turns that plan into Docker resources.
+
+API keys reach the container as files uploaded into a key volume, never as
+environment variables.  The volume's name carries a short digest of the key set, so a
+rotation creates a fresh volume: a key removed from the stack cannot linger in an old
+file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import pulumi
+import pulumi_docker as docker
+
+from components.edge_plan import EdgeContainerPlan, plan_edge_container
+from components.placement import TargetPlacement
+from components.secrets import key_file_name, split_keys
+from components.spec import Quantity, ServiceSpec
+
+
+@dataclass(frozen=True)
+class EdgeServiceArgs:
+    """Inputs of ``EdgeService``: the validated spec, this site's placement, the keys.
+
+    ``key_count`` (how many keys, not what they are) names the key files up front.
+    """
+
+    spec: ServiceSpec
+    placement: TargetPlacement
+    api_keys: pulumi.Input[str]
+    key_count: int
+
+
+def container_plan(spec: ServiceSpec, placement: TargetPlacement, key_count: int) -> EdgeContainerPlan:
+    """The container configuration for this site, from the spec alone."""
+    target = placement.target
+    return plan_edge_container(
+        name=f"tizi-{spec.ministry}-{spec.environment}-{target.name}",
+        image=spec.image,
+        port=spec.port,
+        host_port=target.host_port,
+        memory_mb=Quantity.memory_mib(spec.resources.memory),
+        cpus=Quantity.cpus(spec.resources.cpu),
+        env={**spec.env, "TIZI_LANGUAGES": ",".join(spec.model.languages)},
+        secret_names=[key_file_name(i) for i in range(key_count)],
+        health_paths={
+            "startup": spec.health.startup,
+            "liveness": spec.health.liveness,
+            "readiness": spec.health.readiness,
+        },
+        expose=target.bind_address == "0.0.0.0",
+    )
+
+
+def site_address(placement: TargetPlacement) -> str:
+    """The address clients use: the engine's host, or loopback for an engine on this machine."""
+    target = placement.target
+    if target.host.startswith("unix://"):
+        return "127.0.0.1"
+    return urlparse(target.host).hostname or target.host
+
+
+#: Where the site keeps model files that outlive the container (e.g. from an offline bundle).
+MODEL_CACHE_DIR = "/var/cache/tizi/models"
+
+
+def _key_set_digest(raw: str) -> str:
+    return hashlib.sha256("\n".join(split_keys(raw)).encode()).hexdigest()[:12]
+
+
+class EdgeService(pulumi.ComponentResource):
+    """The inference service on one edge site's Docker engine (the provider comes in through opts)."""
+
+    container_name: pulumi.Output[str]
+    """The container's name on the site's engine, for ``docker logs`` by a technician."""
+    endpoint: pulumi.Output[str]
+    """The URL the site's clients call."""
+
+    def __init__(self, name: str, args: EdgeServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("tizi:edge:EdgeService", name, None, opts)
+        plan = container_plan(args.spec, args.placement, args.key_count)
+        child = pulumi.ResourceOptions(parent=self)
+        keys = pulumi.Output.secret(args.api_keys)
+
+        container_args = plan.pulumi_args()
+        if args.placement.target.image_pull != "never":
+            image = docker.RemoteImage(f"{name}-image", name=plan.image, keep_locally=True, opts=child)
+            container_args["image"] = image.image_id
+        keys_volume = docker.Volume(
+            f"{name}-keys",
+            name=keys.apply(lambda raw: f"{plan.secrets_volume}-{_key_set_digest(raw)}"),
+            opts=child,
+        )
+        model_volume = docker.Volume(f"{name}-models", name=f"{plan.name}-models", opts=child)
+        container_args["volumes"] = [
+            {"volume_name": keys_volume.name, "container_path": plan.secrets_dir},
+            {"volume_name": model_volume.name, "container_path": MODEL_CACHE_DIR},
+        ]
+        container_args["envs"] = [*container_args["envs"], f"TIZI_MODEL_CACHE_DIR={MODEL_CACHE_DIR}"]
+        files = sorted(plan.secret_files.items())
+        container_args["uploads"] = keys.apply(
+            lambda raw: [
+                {"file": path, "content": key} for (_, path), key in zip(files, split_keys(raw), strict=True)
+            ]
+        )
+        container = docker.Container(
+            f"{name}-container",
+            wait=True,
+            wait_timeout=120,
+            **container_args,
+            # one name and one host port per site: the old container must go first
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.container_name = container.name
+        self.endpoint = pulumi.Output.from_input(f"http://{site_address(args.placement)}:{plan.host_port}")
+        self.register_outputs({"container_name": self.container_name, "endpoint": self.endpoint})

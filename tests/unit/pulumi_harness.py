@@ -1,0 +1,162 @@
+"""Run the real Pulumi program under Pulumi's mocks and record what it registers.
+
+The recording monitor keeps each registration's raw wire form, where secret values
+are still wrapped in Pulumi's secret signature, so tests can prove a key never
+travels outside a secret.  The mocks also apply the stack transforms the program
+registers, as the engine would, so label policy is testable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as runtime_mocks
+
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SECRET_KEY = "4dabf18193072939515e22adb298388d"
+
+
+@dataclass
+class Registered:
+    """One resource as the program registered it."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    transformed: dict[str, Any] | None
+    raw: dict[str, Any]
+
+
+@dataclass
+class Evaluation:
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Registered:
+        return next(r for r in self.resources if r.name == name)
+
+    @property
+    def types(self) -> list[str]:
+        return [r.type for r in self.resources]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        self.transforms: list[Any] = []
+        self.raw_by_name: dict[str, dict[str, Any]] = {}
+
+    def register_transform(self, transform) -> None:
+        self.transforms.append(transform)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        transformed = None
+        for transform in self.transforms:
+            result = transform(
+                pulumi.ResourceTransformArgs(
+                    custom=bool(args.custom),
+                    type_=args.typ,
+                    name=args.name,
+                    props=transformed or args.inputs,
+                    opts=pulumi.ResourceOptions(),
+                )
+            )
+            if result is not None:
+                transformed = result.props
+        self.evaluation.resources.append(
+            Registered(args.typ, args.name, args.inputs, transformed, self.raw_by_name.get(args.name, {}))
+        )
+        outputs = dict(args.inputs)
+        if args.typ == "kubernetes:core/v1:Namespace":
+            outputs.setdefault("metadata", {}).setdefault("name", args.inputs["metadata"]["name"])
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class RecordingMonitor(runtime_mocks.MockMonitor):
+    """Keeps the wire form of each registration before the mocks see it unwrapped."""
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        raw = json_format.MessageToDict(request.object)
+        self.mocks.raw_by_name[request.name] = raw
+        return super().RegisterResource(request)
+
+
+def stack_config(stack_file: Path, api_keys: str) -> tuple[dict[str, str], list[str]]:
+    """The config map the engine would pass for a stack file, with ``api_keys`` as the secret.
+
+    The file's own encrypted keys cannot be decrypted here, so ``api_keys`` stands in.
+    """
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (yaml.safe_load(stack_file.read_text())["config"] or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[key] = api_keys if key == "tizi:apiKeys" else "secret-value-for-tests"
+            secret_keys.append(key)
+        elif isinstance(value, dict | list):
+            config[key] = json.dumps(value)
+        else:
+            config[key] = str(value)
+    config["tizi:apiKeys"] = api_keys
+    if "tizi:apiKeys" not in secret_keys:
+        secret_keys.append("tizi:apiKeys")
+    return config, secret_keys
+
+
+def evaluate(config: dict[str, str], secret_keys: list[str], stack: str = "test") -> Evaluation:
+    """Run ``components.program.run`` under mocks with this config; raises what the program raises."""
+    from components.program import run
+
+    evaluation = Evaluation()
+    mocks = RecordingMocks(evaluation)
+    pulumi.runtime.set_mocks(
+        mocks, project="tizi", stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+    )
+    pulumi.runtime.set_all_config(config, secret_keys)
+
+    @pulumi.runtime.test
+    def program():
+        run()
+        stack_resource = pulumi.runtime.settings.get_root_resource()
+        outputs = getattr(stack_resource, "outputs", {}) or {}
+        return pulumi.Output.from_input(outputs).apply(evaluation.outputs.update)
+
+    program()
+    return evaluation
+
+
+def plaintext_paths(raw: Any, needle: str, path: str = "") -> list[str]:
+    """Paths in a wire-form value where ``needle`` appears outside any secret wrapper."""
+    if isinstance(raw, dict):
+        if raw.get(SECRET_KEY) == SECRET_SIG:
+            return []
+        return [p for k, v in raw.items() for p in plaintext_paths(v, needle, f"{path}.{k}")]
+    if isinstance(raw, list):
+        return [p for i, v in enumerate(raw) for p in plaintext_paths(v, needle, f"{path}[{i}]")]
+    return [path] if isinstance(raw, str) and needle in raw else []
+
+
+def is_secret(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get(SECRET_KEY) == SECRET_SIG
+
+
+def unwrap(value: Any) -> Any:
+    """A value with Pulumi's secret wrappers removed (mock inputs keep them)."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value

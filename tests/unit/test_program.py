@@ -1,0 +1,203 @@
+"""The Pulumi program under mocks: every stack registers the right resources, secrets stay secret."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .pulumi_harness import evaluate, is_secret, plaintext_paths, stack_config, unwrap
+from .settings import API_KEYS
+
+REPO = Path(__file__).resolve().parents[2]
+STACKS = {
+    p.name.removeprefix("Pulumi.").removesuffix(".yaml"): p
+    for p in sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
+}
+KEYS = API_KEYS.split(",")
+
+K8S_TYPES = [
+    "kubernetes:core/v1:Namespace",
+    "kubernetes:core/v1:ResourceQuota",
+    "kubernetes:core/v1:Secret",
+    "kubernetes:helm.sh/v3:Release",
+]
+EDGE_TYPES = ["docker:index/volume:Volume", "docker:index/volume:Volume", "docker:index/container:Container"]
+KOYEB_TYPES = ["koyeb:index/secret:Secret", "koyeb:index/app:App", "koyeb:index/service:Service"]
+
+# stack -> resource types registered under each target component, in order
+EXPECTED = {
+    "local": {"edge-local": ("tizi:edge:EdgeService", EDGE_TYPES)},
+    "kind": {"cluster": ("tizi:kubernetes:InferenceService", K8S_TYPES)},
+    "health-prod": {
+        "benguerir": ("tizi:kubernetes:InferenceService", K8S_TYPES),
+        "clinic-ifrane": ("tizi:edge:EdgeService", EDGE_TYPES),
+        "clinic-tata": ("tizi:edge:EdgeService", EDGE_TYPES),
+    },
+    "tourism-dev": {
+        "koyeb-paris": ("tizi:serverless:KoyebService", KOYEB_TYPES),
+        "knative-casablanca": ("tizi:kubernetes:KnativeService", K8S_TYPES),
+    },
+    "interior-prod": {"onprem": ("tizi:kubernetes:InferenceService", K8S_TYPES)},
+}
+
+
+def run_stack(name: str):
+    config, secret_keys = stack_config(STACKS[name], API_KEYS)
+    return evaluate(config, secret_keys, stack=name)
+
+
+def test_every_example_stack_is_covered():
+    assert set(STACKS) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("stack", sorted(EXPECTED))
+def test_stack_registers_one_component_per_target(stack):
+    evaluation = run_stack(stack)
+    for target, (component_type, child_types) in EXPECTED[stack].items():
+        component = evaluation.named(target)
+        assert component.type == component_type
+        children = [
+            r.type
+            for r in evaluation.resources
+            if r.name.startswith(f"{target}-") and r.type in {*K8S_TYPES, *EDGE_TYPES, *KOYEB_TYPES}
+        ]
+        assert children == child_types, f"{stack}/{target}: {children}"
+    assert set(evaluation.outputs["endpoints"]) == set(EXPECTED[stack])
+    assert evaluation.outputs["placement"].keys() == EXPECTED[stack].keys()
+
+
+@pytest.mark.parametrize("stack", sorted(EXPECTED))
+def test_api_keys_travel_only_as_secrets(stack):
+    evaluation = run_stack(stack)
+    for resource in evaluation.resources:
+        for key in KEYS:
+            assert plaintext_paths(resource.raw, key) == [], f"{resource.type} {resource.name} leaks a key"
+    assert all(k not in json.dumps(evaluation.outputs) for k in KEYS)
+
+
+def test_kubernetes_secret_and_release_values():
+    evaluation = run_stack("kind")
+    secret = evaluation.named("cluster-api-keys")
+    assert is_secret(secret.raw["stringData"])
+    assert unwrap(secret.inputs["stringData"]) == {"key-0": KEYS[0], "key-1": KEYS[1]}
+    release = evaluation.named("cluster-release")
+    values = release.inputs["values"]
+    assert release.inputs["namespace"] == "tests-dev"
+    assert values["apiKeys"] == {"existingSecret": "inference-api-keys"}
+    assert values["placement"] == {"region": "ma-benguerir"}
+    assert values["autoscaling"] == {"enabled": True, "minReplicas": 2, "maxReplicas": 3}
+    assert values["resources"]["limits"] == {"cpu": "250m", "memory": "256Mi"}
+    assert values["image"]["repository"] == "tizi/inference-service" and values["image"]["tag"] == "0.1.0"
+    assert values["pdb"] == {"enabled": True, "minAvailable": 1}
+    assert values["knative"]["enabled"] is False
+    assert values["commonLabels"]["tizi.ma/data-class"] == "personal"
+    assert KEYS[0] not in json.dumps(values)
+
+
+def test_namespace_enforces_restricted_pod_security_and_quota_fits_the_spec():
+    evaluation = run_stack("kind")
+    labels = evaluation.named("cluster-namespace").inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["tizi.ma/ministry"] == "tests" and labels["tizi.ma/region"] == "ma-benguerir"
+    hard = evaluation.named("cluster-quota").inputs["spec"]["hard"]
+    # max 3 replicas + 1 surge pod, 250m and 256Mi each
+    assert hard["requests.cpu"] == "1000m" and hard["limits.memory"] == "1024Mi" and hard["pods"] == "6"
+
+
+def test_knative_target_uses_the_chart_knative_mode_with_scale_to_zero():
+    values = run_stack("tourism-dev").named("knative-casablanca-release").inputs["values"]
+    assert values["knative"] == {"enabled": True, "minScale": 0, "maxScale": 3, "target": 20}
+    assert values["autoscaling"]["enabled"] is False
+
+
+def test_koyeb_service_definition_and_secret():
+    evaluation = run_stack("tourism-dev")
+    secret = evaluation.named("koyeb-paris-api-keys")
+    assert is_secret(secret.raw["value"])
+    definition = evaluation.named("koyeb-paris-service").inputs["definition"]
+    assert definition["regions"] == ["par"]
+    assert definition["scalings"][0]["min"] == 0 and definition["scalings"][0]["max"] == 3
+    assert {"key": "TIZI_API_KEYS", "secret": "tourism-dev-inference-api-keys"} in definition["envs"]
+    assert all("value" not in env or env["value"] not in KEYS for env in definition["envs"])
+
+
+def test_edge_container_is_hardened_and_gets_keys_as_files():
+    evaluation = run_stack("local")
+    container = evaluation.named("edge-local-container")
+    inputs = container.inputs
+    assert inputs["user"] == "10001:10001"
+    assert inputs["readOnly"] is True
+    assert inputs["restart"] == "always"
+    assert inputs["capabilities"] == {"drops": ["ALL"]}
+    assert inputs["securityOpts"] == ["no-new-privileges"]
+    assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
+    assert inputs["memory"] == 512
+    assert inputs["ports"] == [{"internal": 8080, "external": 18080, "ip": "127.0.0.1", "protocol": "tcp"}]
+    assert inputs["image"] == "tizi/inference-service:0.1.0", "imagePull: never uses the loaded image"
+    assert is_secret(container.raw["uploads"])
+    assert [u["file"] for u in unwrap(inputs["uploads"])] == ["/run/secrets/tizi/key-0", "/run/secrets/tizi/key-1"]
+    assert not any(k in env for env in inputs["envs"] for k in KEYS)
+    assert "docker:index/remoteImage:RemoteImage" not in evaluation.types
+    assert evaluation.outputs["endpoints"] == {"edge-local": "http://127.0.0.1:18080"}
+
+
+def test_edge_sites_pull_when_missing_and_publish_on_the_site_address():
+    config, secret_keys = stack_config(STACKS["health-prod"], API_KEYS)
+    targets = json.loads(config["tizi:targets"])
+    targets[1]["imagePull"] = "missing"
+    config["tizi:targets"] = json.dumps(targets)
+    evaluation = evaluate(config, secret_keys, stack="health-prod")
+    assert evaluation.named("clinic-ifrane-image").type == "docker:index/remoteImage:RemoteImage"
+    assert evaluation.outputs["endpoints"]["clinic-ifrane"] == "http://clinic-ifrane.health.local:18080"
+    assert evaluation.outputs["endpoints"]["clinic-tata"] == "http://clinic-tata.health.local:18080"
+
+
+def test_every_resource_gets_the_stack_labels_through_the_transform():
+    evaluation = run_stack("health-prod")
+    labelled = [r for r in evaluation.resources if r.transformed is not None]
+    assert {r.type for r in labelled} >= {"kubernetes:core/v1:Secret", "docker:index/container:Container"}
+    for resource in labelled:
+        if resource.type.startswith("kubernetes:"):
+            labels = resource.transformed["metadata"]["labels"]
+        else:
+            labels = {item["label"]: item["value"] for item in resource.transformed["labels"]}
+        assert labels["tizi.ma/ministry"] == "health", resource.name
+        assert labels["tizi.ma/data-class"] == "sensitive", resource.name
+
+
+def test_placement_exports_the_rule_that_allowed_each_target():
+    placement = run_stack("health-prod").outputs["placement"]
+    assert placement["benguerir"]["rule"] == "RES-SENSITIVE"
+    assert placement["benguerir"]["fallbacks"] == ["ma-casablanca-nplusone"]
+    assert placement["clinic-tata"]["region"] == "ma-edge-clinic-tata"
+    assert "Law 09-08" in placement["benguerir"]["source"]
+
+
+def test_a_non_resident_stack_fails_before_any_resource_is_registered():
+    config, secret_keys = stack_config(STACKS["health-prod"], API_KEYS)
+    config["tizi:region"] = "eu-paris"
+    with pytest.raises(Exception, match=r"tizi:region: \"eu-paris\" is invalid: .*RES-SENSITIVE") as raised:
+        evaluate(config, secret_keys, stack="health-prod")
+    assert "Law 09-08" in str(raised.value)
+
+
+def test_an_invalid_stack_registers_nothing():
+    from .pulumi_harness import Evaluation, RecordingMocks  # noqa: F401 - documents what is inspected
+
+    config, secret_keys = stack_config(STACKS["kind"], API_KEYS)
+    config["tizi:scaling"] = json.dumps({"min": -1})
+    recorded = []
+    try:
+        recorded = evaluate(config, secret_keys, stack="kind").resources
+    except Exception as error:  # the program refuses
+        assert "tizi:scaling.min: -1 is invalid: must be an integer >= 0" in str(error)
+    else:
+        pytest.fail(f"the program accepted an invalid stack and registered {len(recorded)} resources")
+
+
+def test_plaintext_api_keys_in_config_are_refused():
+    config, _ = stack_config(STACKS["kind"], API_KEYS)
+    with pytest.raises(Exception, match="tizi:apiKeys: .* must be encrypted"):
+        evaluate(config, [], stack="kind")
