@@ -26,6 +26,7 @@
 #   TIZI_BUILD_PULUMI=1   build the CLI even when a real pulumi is already on PATH
 #   TIZI_RETRY_FAILED=1   retry optional builds that failed before (else skipped fast)
 #   TIZI_OPTIONAL_TIMEOUT seconds allowed for an optional build (default 1200)
+# shellcheck disable=SC2317  # the build_* functions are called indirectly, as "build_$name"
 set -euo pipefail
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -78,7 +79,8 @@ die() { log "ERROR: $*"; exit 1; }
 go_env() {
   export GOMODCACHE="$CACHE/go/mod"
   export GOCACHE="$CACHE/go/build"
-  export GOFLAGS="-mod=mod"
+  # -buildvcs=false: the workdirs are no git checkouts (the machine's default).
+  export GOFLAGS="-mod=mod -buildvcs=false"
   mkdir -p "$GOMODCACHE" "$GOCACHE"
 }
 
@@ -101,12 +103,12 @@ real_pulumi() {
 # Copy a subfolder of a git mirror at a tag into DEST (mirror sources are used
 # only where the Go proxy serves no usable version).
 mirror_export() { # owner+name tag subdir dest
-  local repo="$MIRRORS/$1/repo" depth
-  git -C "$repo" rev-parse -q --verify "$2^{commit}" >/dev/null 2>&1 ||
-    die "no git mirror of $1 at $2 in $repo (the Go proxy does not serve this source; set TIZI_GIT_MIRRORS)"
-  depth=$(awk -F/ '{print NF}' <<<"$3")
+  local repo="$MIRRORS/$1/repo" tree="$2${3:+:$3}"
+  git -C "$repo" rev-parse -q --verify "$tree^{tree}" >/dev/null 2>&1 ||
+    die "no git mirror of $1 at $tree in $repo (the Go proxy does not serve this source; set TIZI_GIT_MIRRORS)"
   rm -rf "$4" && mkdir -p "$4"
-  git -C "$repo" archive --format=tar "$2" "$3" | tar -x -C "$4" --strip-components="$depth"
+  # Archive the subfolder's own tree: mirrors may lack large blobs elsewhere.
+  git -C "$repo" archive --format=tar "$tree" | tar -x -C "$4"
   chmod -R u+w "$4"
 }
 
@@ -179,6 +181,10 @@ build_pulumi-resource-kubernetes() {
     embed_json schema.json schema-embed.json "$K8S_VERSION" &&
     embed_json terraform-mapping.json terraform-mapping-embed.json)
   cd provider
+  # go.mod replaces the Go SDK with the monorepo's ../sdk: use the released
+  # sdk/v4 module of the same release instead.
+  go mod edit -dropreplace=github.com/pulumi/pulumi-kubernetes/sdk/v4 \
+    -require="github.com/pulumi/pulumi-kubernetes/sdk/v4@v$K8S_VERSION"
   CGO_ENABLED=0 go build -trimpath \
     -ldflags "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$K8S_VERSION" \
     -o "$OUT/bin/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
@@ -205,7 +211,13 @@ build_helm() {
 
 build_pulumi-resource-koyeb() {
   mirror_export koyeb+pulumi-koyeb "v$KOYEB_VERSION" provider provider
+  # The Terraform provider it wraps is served by no version on the Go proxy:
+  # take it from its git mirror at the tag go.mod asks for.
+  local tf
+  tf=$(sed -n 's|^[[:space:]]*github.com/koyeb/terraform-provider-koyeb \(v[^ ]*\).*|\1|p' provider/go.mod)
+  mirror_export koyeb+terraform-provider-koyeb "$tf" "" terraform-provider-koyeb
   cd provider
+  go mod edit -replace=github.com/koyeb/terraform-provider-koyeb=../terraform-provider-koyeb
   (cd cmd/pulumi-resource-koyeb && embed_json schema.json schema.json "$KOYEB_VERSION")
   CGO_ENABLED=0 go build -trimpath \
     -ldflags "-s -w -X github.com/koyeb/pulumi-koyeb/provider/pkg/version.Version=$KOYEB_VERSION" \
@@ -309,14 +321,27 @@ install_plugins() {
   done
 }
 
+# The CLI looks for its language hosts beside its own (resolved) executable
+# first, as in a release archive; found only on PATH, each run warns "using
+# pulumi-language-python from $PATH". So link the host into the CLI's folder.
+link_langhost() {
+  local cli lh b
+  cli="$(step_dir pulumi "$PULUMI_VERSION")/bin"
+  lh="$(step_dir pulumi-language-python "${LANGHOST_TAG#v}")/bin"
+  [[ -f "$cli/../.complete" && -f "$lh/../.complete" ]] || return 0
+  for b in pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
+    [[ "$(readlink "$cli/$b" 2>/dev/null)" == "$lh/$b" ]] || ln -sfn "$lh/$b" "$cli/$b"
+  done
+}
+
 path_dirs() { # bin folders of every completed step, in STEPS order
   local s name version kind bins real
   real=$(real_pulumi || true)
   for s in "${STEPS[@]}"; do
     IFS=: read -r name version kind bins <<<"$s"
-    if [[ -n "$real" && ( "$name" == pulumi || "$name" == pulumi-language-python ) ]]; then
-      continue
-    fi
+    # The language host is reached through the CLI's folder (link_langhost).
+    [[ "$name" == pulumi-language-python ]] && continue
+    [[ -n "$real" && "$name" == pulumi ]] && continue
     [[ -f "$(step_dir "$name" "$version")/.complete" ]] && printf '%s\n' "$(step_dir "$name" "$version")/bin"
   done
   return 0
@@ -334,6 +359,7 @@ cmd_ensure() {
     fi
     run_step "$s" || failed+=("$name")
   done
+  [[ -n "$real" ]] || link_langhost
   local dirs
   dirs=$(path_dirs | paste -sd: -)
   PATH="${dirs:+$dirs:}$PATH" install_plugins || failed+=("plugin-install")
@@ -380,11 +406,17 @@ cmd_versions() {
   fi
 }
 
-case "${1:-ensure}" in
-  ensure) cmd_ensure ;;
-  env) cmd_env ;;
-  versions) cmd_versions ;;
-  _build) shift; cmd_build_one "$@" ;;
-  -h | --help | help) sed -n '2,30p' "$SELF" ;;
-  *) die "unknown command '$1' (ensure | env | versions)" ;;
-esac
+main() {
+  case "${1:-ensure}" in
+    ensure) cmd_ensure ;;
+    env) cmd_env ;;
+    versions) cmd_versions ;;
+    _build) shift; cmd_build_one "$@" ;;
+    -h | --help | help) sed -n '2,30p' "$SELF" ;;
+    *) die "unknown command '$1' (ensure | env | versions)" ;;
+  esac
+}
+
+# One line, so that bash has read it whole before running: editing this file
+# while a long `ensure` runs cannot make the running shell read new bytes.
+main "$@"; exit $?
