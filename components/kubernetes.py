@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from components.chart_values import CHART_DIR, GPU_RESOURCE, chart_values
 from components.placement import TargetPlacement
-from components.secrets import key_files
+from components.secrets import key_file_name, split_keys
 from components.spec import Quantity, ServiceSpec
 
 #: Pod Security Admission labels: "restricted" enforced, audited and warned.
@@ -25,6 +25,13 @@ POD_SECURITY_LABELS = {
     "pod-security.kubernetes.io/audit": "restricted",
     "pod-security.kubernetes.io/warn": "restricted",
 }
+
+
+def key_files(api_keys: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
+    """Secret data: one file per key, so the service can read several valid keys at once."""
+    return pulumi.Output.secret(api_keys).apply(
+        lambda raw: {key_file_name(i): key for i, key in enumerate(split_keys(raw))}
+    )
 
 
 @dataclass(frozen=True)

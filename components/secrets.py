@@ -2,15 +2,14 @@
 
 ``tizi:apiKeys`` holds one or more keys separated by commas or newlines, so a rotation
 is "add the new key, deploy, move clients, remove the old key, deploy" with both keys
-valid in between.  Key text is only ever handled inside ``Output.apply`` (values stay
-secret in state) or, for validation, reduced to counts and lengths that reveal nothing.
+valid in between.  Targets only handle key text inside ``Output.apply`` (values stay
+secret in state); validation reduces it to counts and lengths that reveal nothing.
+No Pulumi import here: the offline ``tizi`` commands load this module.
 """
 
 from __future__ import annotations
 
 import re
-
-import pulumi
 
 from components.problems import Problem
 
@@ -52,10 +51,3 @@ def key_problems(raw: str) -> list[Problem]:
 def key_file_name(index: int) -> str:
     """Stable file names: rotation changes contents, the service re-reads the directory."""
     return f"key-{index}"
-
-
-def key_files(api_keys: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
-    """Map file name -> key, kept secret whatever the caller passed in."""
-    return pulumi.Output.secret(api_keys).apply(
-        lambda raw: {key_file_name(i): key for i, key in enumerate(split_keys(raw))}
-    )
