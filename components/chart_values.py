@@ -39,7 +39,7 @@ def chart_values(
             "source": spec.model.source,
             "languages": list(spec.model.languages),
         },
-        "env": dict(spec.env),
+        "env": spec.container_env,
         "apiKeys": {"existingSecret": api_key_secret},
         "replicaCount": max(spec.scaling.min, 1),
         "autoscaling": {

@@ -51,7 +51,7 @@ def container_plan(spec: ServiceSpec, placement: TargetPlacement, key_count: int
         host_port=target.host_port,
         memory_mb=Quantity.memory_mib(spec.resources.memory),
         cpus=Quantity.cpus(spec.resources.cpu),
-        env={**spec.env, "TIZI_LANGUAGES": ",".join(spec.model.languages)},
+        env=spec.container_env,
         secret_names=[key_file_name(i) for i in range(key_count)],
         health_paths={
             "startup": spec.health.startup,

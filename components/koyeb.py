@@ -42,7 +42,7 @@ def service_definition(spec: ServiceSpec, placement: TargetPlacement, secret_nam
     """The Koyeb service definition for the spec: scale-to-zero and concurrency included."""
     target = placement.target
     app_name = f"{spec.ministry}-{spec.environment}-{spec.name}"
-    envs = [{"key": name, "value": value} for name, value in sorted(spec.env.items())]
+    envs = [{"key": name, "value": value} for name, value in sorted(spec.container_env.items())]
     envs.append({"key": API_KEYS_ENV, "secret": secret_name})
     return {
         "name": app_name,

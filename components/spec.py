@@ -168,6 +168,12 @@ class ServiceSpec:
         }
 
     @property
+    def container_env(self) -> dict[str, str]:
+        """The environment every target gives the container: the spec's env plus what the
+        service must know about its model (never a secret: secrets arrive as files)."""
+        return {**self.env, "TIZI_LANGUAGES": ",".join(self.model.languages)}
+
+    @property
     def image_tag(self) -> str:
         match = _IMAGE.match(self.image)
         return (match and match.group("tag")) or ""
