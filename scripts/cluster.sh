@@ -429,7 +429,6 @@ start_control_plane_rest() {
     --cluster-signing-cert-file "${PKI}/ca.crt" --cluster-signing-key-file "${PKI}/ca.key" \
     --root-ca-file "${PKI}/ca.crt" --service-account-private-key-file "${PKI}/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --cluster-cidr "$POD_CIDR" --allocate-node-cidrs=false \
-    --controllers '*,-cloud-node-lifecycle-controller,-service-lb-controller,-node-route-controller' \
     --profiling=false --v=1
   spawn kube-scheduler "${BIN}/kube-scheduler" \
     --kubeconfig "${STATE}/kubeconfigs/scheduler.kubeconfig" \
