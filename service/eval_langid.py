@@ -60,10 +60,7 @@ def main() -> int:
         n = total[key]
         print(f"{key:<10}{n:>4}{right_plain[key] / n:>10.0%}{right_layer[key] / n:>12.0%}")
     n = sum(total.values())
-    print(
-        f"{'all':<10}{n:>4}{sum(right_plain.values()) / n:>10.1%}"
-        f"{sum(right_layer.values()) / n:>12.1%}"
-    )
+    print(f"{'all':<10}{n:>4}{sum(right_plain.values()) / n:>10.1%}{sum(right_layer.values()) / n:>12.1%}")
     if args.errors:
         print("\nrows either got wrong (label script | langid | layer (method) | text):")
         for label, script, p, lang, method, text in errors:
