@@ -70,10 +70,6 @@ def site_address(placement: TargetPlacement) -> str:
     return urlparse(target.host).hostname or target.host
 
 
-#: Where the site keeps model files that outlive the container (e.g. from an offline bundle).
-MODEL_CACHE_DIR = "/var/cache/tizi/models"
-
-
 def _key_set_digest(raw: str) -> str:
     return hashlib.sha256("\n".join(split_keys(raw)).encode()).hexdigest()[:12]
 
@@ -101,12 +97,11 @@ class EdgeService(pulumi.ComponentResource):
             name=keys.apply(lambda raw: f"{plan.secrets_volume}-{_key_set_digest(raw)}"),
             opts=child,
         )
-        model_volume = docker.Volume(f"{name}-models", name=f"{plan.name}-models", opts=child)
+        model_volume = docker.Volume(f"{name}-models", name=plan.model_volume, opts=child)
         container_args["volumes"] = [
             {"volume_name": keys_volume.name, "container_path": plan.secrets_dir},
-            {"volume_name": model_volume.name, "container_path": MODEL_CACHE_DIR},
+            {"volume_name": model_volume.name, "container_path": plan.model_cache_dir},
         ]
-        container_args["envs"] = [*container_args["envs"], f"TIZI_MODEL_CACHE_DIR={MODEL_CACHE_DIR}"]
         files = sorted(plan.secret_files.items())
         container_args["uploads"] = keys.apply(
             lambda raw: [

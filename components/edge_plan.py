@@ -35,6 +35,9 @@ from typing import Any
 
 SERVICE_UID = 10001
 SECRETS_DIR = "/run/secrets/tizi"
+#: Model files that outlive the container (an offline bundle can carry newer weights);
+#: the service prefers a model found here over the one baked into the image.
+MODEL_CACHE_DIR = "/var/cache/tizi/models"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 SECRETISH_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY)$", re.I)
 
@@ -64,6 +67,8 @@ class EdgeContainerPlan:
     tmpfs: Mapping[str, str]
     secrets_volume: str
     secrets_dir: str
+    model_volume: str
+    model_cache_dir: str
     secret_files: Mapping[str, str]  # secret name -> file path in the container
     env: Mapping[str, str]
     healthcheck: Healthcheck
@@ -90,6 +95,7 @@ class EdgeContainerPlan:
         for path, opts in self.tmpfs.items():
             args += ["--tmpfs", f"{path}:{opts}"]
         args += ["--mount", f"type=volume,source={self.secrets_volume},target={self.secrets_dir}"]
+        args += ["--mount", f"type=volume,source={self.model_volume},target={self.model_cache_dir}"]
         for k, v in self.env.items():
             args += ["--env", f"{k}={v}"]
         hc = self.healthcheck
@@ -136,7 +142,10 @@ class EdgeContainerPlan:
             "user": self.user,
             "read_only": self.read_only,
             "tmpfs": dict(self.tmpfs),
-            "volumes": [{"volume_name": self.secrets_volume, "container_path": self.secrets_dir}],
+            "volumes": [
+                {"volume_name": self.secrets_volume, "container_path": self.secrets_dir},
+                {"volume_name": self.model_volume, "container_path": self.model_cache_dir},
+            ],
             "envs": [f"{k}={v}" for k, v in self.env.items()],
             "healthcheck": {
                 "tests": list(hc.test),
@@ -225,6 +234,7 @@ def plan_edge_container(
         **user_env,
         "PORT": str(port),
         "TIZI_API_KEYS_DIR": SECRETS_DIR,
+        "TIZI_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
         "TIZI_DRAIN_SECONDS": str(drain_seconds),
     }
     n_cpus = max(1, math.ceil(cpus))
@@ -239,6 +249,8 @@ def plan_edge_container(
         tmpfs={"/tmp": "rw,noexec,nosuid,nodev,size=16m"},
         secrets_volume=secrets_volume or f"{name}-secrets",
         secrets_dir=SECRETS_DIR,
+        model_volume=f"{name}-models",
+        model_cache_dir=MODEL_CACHE_DIR,
         secret_files={s: f"{SECRETS_DIR}/{s}" for s in secret_names},
         env=service_env,
         healthcheck=Healthcheck(test=("CMD-SHELL", _health_command(port, ready_path))),

@@ -4,6 +4,10 @@ Every non-empty regular file in the directory (hidden names excepted, symlinks f
 Kubernetes secret volumes use `..data` symlinks) holds one key. Rotation without downtime:
 add the new key file, move clients over, delete the old file; no restart. Only SHA-256
 digests of keys are kept in memory, and the file name serves as the key's id in logs.
+
+Managed platforms that cannot mount files (Koyeb) inject a platform secret as the
+environment variable ``TIZI_API_KEYS`` (comma-separated); those keys are valid too and
+are logged as ``env-<n>``. Docker and Kubernetes targets never use it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ import time
 from pathlib import Path
 
 DEFAULT_KEYS_DIR = "/run/secrets/tizi"
+KEYS_ENV = "TIZI_API_KEYS"
+
+
+def _env_keys(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[bytes, str]:
+    raw = (os.environ if environ is None else environ).get(KEYS_ENV, "")
+    keys = [k.strip() for k in raw.replace("\n", ",").split(",") if k.strip()]
+    return {_digest(key): f"env-{index}" for index, key in enumerate(keys)}
 
 
 def _digest(key: str) -> bytes:
@@ -25,8 +36,14 @@ def _digest(key: str) -> bytes:
 class KeyStore:
     """Checks bearer keys against the key files, rescanning at most every `recheck` seconds."""
 
-    def __init__(self, directory: str | os.PathLike[str], recheck: float = 1.0) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        recheck: float = 1.0,
+        environ: dict[str, str] | None = None,
+    ) -> None:
         self.directory = Path(directory)
+        self._env_keys = _env_keys(environ)
         self.recheck = recheck
         self._lock = threading.Lock()
         self._signature: tuple | None = None
@@ -51,7 +68,7 @@ class KeyStore:
             return ()
 
     def _load(self) -> dict[bytes, str]:
-        keys: dict[bytes, str] = {}
+        keys: dict[bytes, str] = dict(self._env_keys)
         try:
             names = sorted(os.listdir(self.directory))
         except OSError:

@@ -105,10 +105,20 @@ def _from_npz(path: Path) -> LanguageIdentifier:
     return LanguageIdentifier(nb_ptc, nb_pc, nb_ptc.shape[0], classes, nextmove, output, norm_probs=True)
 
 
+def model_directory(model_dir: str | None = None) -> Path:
+    """Where to load from: the model cache volume ($TIZI_MODEL_CACHE_DIR) when it holds a
+    model, so an offline bundle can deliver newer weights without a new image; else
+    ``model_dir``, else the folder baked into the image ($TIZI_MODEL_DIR)."""
+    cache = os.environ.get("TIZI_MODEL_CACHE_DIR")
+    if cache and (Path(cache) / MODEL_FILE).is_file():
+        return Path(cache)
+    return Path(model_dir or os.environ.get("TIZI_MODEL_DIR", DEFAULT_MODEL_DIR))
+
+
 def load_identifier(model_dir: str | None = None) -> LoadedModel:
-    """Load the exported model from model_dir ($TIZI_MODEL_DIR), else langid's embedded one."""
+    """Load the exported model (see ``model_directory``), else langid's embedded one."""
     start = time.monotonic()
-    directory = Path(model_dir or os.environ.get("TIZI_MODEL_DIR", DEFAULT_MODEL_DIR))
+    directory = model_directory(model_dir)
     path = directory / MODEL_FILE
     if path.is_file():
         identifier = _from_npz(path)

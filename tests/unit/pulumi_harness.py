@@ -87,7 +87,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
 class RecordingMonitor(runtime_mocks.MockMonitor):
     """Keeps the wire form of each registration before the mocks see it unwrapped."""
 
-    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request):
         raw = json_format.MessageToDict(request.object)
         self.mocks.raw_by_name[request.name] = raw
         return super().RegisterResource(request)

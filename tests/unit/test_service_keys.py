@@ -73,3 +73,15 @@ def test_rescans_are_throttled(tmp_path: Path) -> None:
     assert store.check("late") is None  # not rescanned yet
     store.refresh(force=True)
     assert store.check("late") == "k"
+
+
+def test_keys_from_the_platform_environment_are_valid_too(tmp_path):
+    from tizi_service.keys import KeyStore
+
+    store = KeyStore(
+        tmp_path, recheck=0, environ={"TIZI_API_KEYS": "koyeb-key-aaaaaaaaaaaa, koyeb-key-bbbbbbbbbbbb"}
+    )
+    assert store.check("koyeb-key-aaaaaaaaaaaa") == "env-0"
+    assert store.check("koyeb-key-bbbbbbbbbbbb") == "env-1"
+    assert store.check("koyeb-key-cccccccccccc") is None
+    assert store.count() == 2

@@ -84,3 +84,17 @@ def test_layer_beats_plain_langid_on_the_sample(detector: MoroccanDetector) -> N
     assert len(rows) >= 60
     assert layer_right / len(rows) >= 0.9
     assert plain_right / len(rows) < 0.5
+
+
+def test_model_cache_volume_wins_over_the_baked_in_model(tmp_path, monkeypatch):
+    from tizi_service.model import MODEL_FILE, model_directory
+
+    baked, cache = tmp_path / "baked", tmp_path / "cache"
+    baked.mkdir()
+    cache.mkdir()
+    monkeypatch.setenv("TIZI_MODEL_DIR", str(baked))
+    monkeypatch.setenv("TIZI_MODEL_CACHE_DIR", str(cache))
+    assert model_directory() == baked, "an empty cache volume falls back to the image's model"
+    (cache / MODEL_FILE).write_bytes(b"weights")
+    assert model_directory() == cache
+    assert model_directory(str(baked)) == cache
