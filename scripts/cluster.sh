@@ -111,6 +111,17 @@ build_k8s() {
   done
 }
 
+# crictl (stops pod sandboxes through the CRI, so CNI DEL cleans their network state)
+build_crictl() {
+  [ -x "${BIN}/crictl" ] && return 0
+  local v="${K8S_VERSION%.*}.0" s
+  s=$(date +%s)
+  log "building crictl ${v} (sigs.k8s.io/cri-tools, no replace lines: go install)"
+  GOBIN="${BIN}" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=${v}" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@${v}" || die "crictl build failed"
+  log "built crictl in $(( $(date +%s) - s ))s"
+}
+
 # etcd: sid's etcd-server .deb extracted with dpkg -x (a separate apt state; the
 # system's sources are not touched).
 build_etcd() {
@@ -196,6 +207,7 @@ cmd_build() {
   build_etcd
   build_pause
   build_k8s
+  build_crictl
 }
 
 # ----------------------------------------------------------------------------- pki
@@ -326,6 +338,8 @@ write_configs() {
   render "${TEMPLATES}/10-tizi.conflist" "${STATE}/cni/net.d/10-tizi.conflist"
   render "${TEMPLATES}/kubelet.yaml" "${STATE}/config/kubelet.yaml"
   render "${TEMPLATES}/kube-proxy.yaml" "${STATE}/config/kube-proxy.yaml"
+  printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 20\n' "$CTRD_SOCK" "$CTRD_SOCK" \
+    > "${STATE}/config/crictl.yaml"
 }
 
 host_prep() {
@@ -381,8 +395,13 @@ wait_for() {  # wait_for DESC TIMEOUT_S CMD...
 kc() { "${BIN}/kubectl" --kubeconfig "${STATE}/kubeconfigs/admin.kubeconfig" "$@"; }
 ctr_() { ctr --address "$CTRD_SOCK" "$@"; }
 
+# Ready, and reported by the kubelet started now (after a restart the stored status is stale)
 node_ready() {
-  [ "$(kc get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+  local since="${1:-}" out st hb
+  out="$(kc get node "$NODE_NAME" -o \
+    'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null)" || return 1
+  st="${out%% *}"; hb="${out#* }"
+  [ "$st" = True ] && { [ -z "$since" ] || [[ ! "$hb" < "$since" ]]; }
 }
 
 start_containerd() {
@@ -483,6 +502,8 @@ cmd_start() {
   log "node ${NODE_NAME} ip ${ip} region ${NODE_REGION} (Kubernetes ${K8S_VERSION})"
   make_pki "$ip"
   write_configs "$ip"
+  local since; since="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  alive kubelet && since=""
   start_etcd
   start_containerd
   start_kubelet "$ip"          # retries until the API server answers
@@ -492,12 +513,21 @@ cmd_start() {
   start_control_plane_rest
   wait_for "node ${NODE_NAME} registered" 60 kc get node "$NODE_NAME"
   kc label --overwrite node "$NODE_NAME" "topology.kubernetes.io/region=${NODE_REGION}" >/dev/null
-  wait_for "node ${NODE_NAME} Ready" 90 node_ready
+  wait_for "node ${NODE_NAME} Ready" 90 node_ready "$since"
   log "cluster up: $(cmd_env)"
 }
 
 cleanup_pods() {
-  # containers and sandboxes (kubelet is already stopped)
+  # pod sandboxes through the CRI first: CNI DEL releases IPs and iptables rules (kubelet is already stopped)
+  if [ -S "$CTRD_SOCK" ] && [ -x "${BIN}/crictl" ] && ctr_ version >/dev/null 2>&1; then
+    local crictl=("${BIN}/crictl" --config "${STATE}/config/crictl.yaml")
+    if [ -n "$("${crictl[@]}" pods -q 2>/dev/null)" ]; then
+      "${crictl[@]}" stopp $("${crictl[@]}" pods -q) >/dev/null 2>&1 || true
+      "${crictl[@]}" rmp -a -f >/dev/null 2>&1 || true
+      log "removed pod sandboxes (crictl)"
+    fi
+  fi
+  # anything left over (containers and sandboxes)
   if [ -S "$CTRD_SOCK" ] && ctr_ version >/dev/null 2>&1; then
     local ids id
     ids="$(ctr_ -n k8s.io tasks ls -q 2>/dev/null || true)"
@@ -522,6 +552,19 @@ cleanup_pods() {
   done
   rm -rf "${STATE}/cni/ipam"
   ip link del tizi0 2>/dev/null || true
+  # iptables chains of the kubelet and of pods whose CNI DEL did not run
+  local t c
+  for t in filter nat mangle; do
+    iptables -t "$t" -S 2>/dev/null | grep -E '^-A .*(-j KUBE-FIREWALL|name: \\"tizi\\")' | sed 's/^-A/-D/' |
+      while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null || true; done || true
+    for c in $(iptables -t "$t" -S 2>/dev/null | grep -oE '^-N KUBE-(FIREWALL|KUBELET-CANARY|IPTABLES-HINT)$' | cut -d' ' -f2); do
+      iptables -t "$t" -F "$c" 2>/dev/null; iptables -t "$t" -X "$c" 2>/dev/null || true
+    done
+  done
+  for c in $(iptables -t nat -S 2>/dev/null | grep -oE '^-N CNI-[0-9a-f]{24}$' | cut -d' ' -f2); do
+    iptables -t nat -S POSTROUTING 2>/dev/null | grep -q -- "-j ${c}\$" && continue   # still referenced: not ours to drop
+    iptables -t nat -F "$c" 2>/dev/null; iptables -t nat -X "$c" 2>/dev/null || true
+  done
 }
 
 cmd_stop() {
