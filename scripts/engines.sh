@@ -81,8 +81,10 @@ ensure_bridge() {
   if ! ip link show "$EDGE_BRIDGE" >/dev/null 2>&1; then
     ip link add "$EDGE_BRIDGE" type bridge
   fi
-  ip addr show dev "$EDGE_BRIDGE" | grep -q "inet ${EDGE_CIDR%/*}/" \
-    || ip addr add "$EDGE_CIDR" dev "$EDGE_BRIDGE"
+  # Capture first: `ip … | grep -q` under pipefail fails when grep exits early (SIGPIPE).
+  local addrs
+  addrs="$(ip -4 addr show dev "$EDGE_BRIDGE")"
+  [[ "$addrs" == *"inet ${EDGE_CIDR%/*}/"* ]] || ip addr add "$EDGE_CIDR" dev "$EDGE_BRIDGE"
   ip link set "$EDGE_BRIDGE" up
 }
 
