@@ -561,6 +561,9 @@ cleanup_pods() {
       iptables -t "$t" -F "$c" 2>/dev/null; iptables -t "$t" -X "$c" 2>/dev/null || true
     done
   done
+  local pfx="${POD_CIDR%.*}."   # firewall-plugin rules for our pod IPs (CNI-FORWARD itself may be shared)
+  iptables -S CNI-FORWARD 2>/dev/null | grep -F -- " ${pfx}" | grep -E -- "-[sd] ${pfx//./\\.}[0-9]+/32" |
+    sed 's/^-A/-D/' | while read -r rule; do eval "iptables $rule" 2>/dev/null || true; done || true
   for c in $(iptables -t nat -S 2>/dev/null | grep -oE '^-N CNI-[0-9a-f]{24}$' | cut -d' ' -f2); do
     iptables -t nat -S POSTROUTING 2>/dev/null | grep -q -- "-j ${c}\$" && continue   # still referenced: not ours to drop
     iptables -t nat -F "$c" 2>/dev/null; iptables -t nat -X "$c" 2>/dev/null || true
@@ -714,6 +717,9 @@ cmd_selftest() {
   check "kubectl logs" "${k[@]}" -n tizi-selftest logs deploy/echo --tail 1
   check "kubectl exec + pod -> own Service ClusterIP (hairpin)" \
     "${k[@]}" -n tizi-selftest exec deploy/echo -- /echo get "http://${cip}/"
+  local pods; pods=($("${k[@]}" -n tizi-selftest get pods -l app=echo -o 'jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{"\n"}{end}'))
+  check "pod ${pods[0]} -> pod ${pods[3]:-?} directly (bridge, FORWARD chain)" \
+    "${k[@]}" -n tizi-selftest exec "${pods[0]}" -- /echo get "http://${pods[3]:-none}:8080/"
   check "pod -> kubernetes API via ClusterIP 10.96.0.1:443" \
     "${k[@]}" -n tizi-selftest exec deploy/echo -- /echo get https://10.96.0.1/version
   if "${k[@]}" get crd services.serving.knative.dev >/dev/null 2>&1; then
