@@ -59,6 +59,8 @@ def container_plan(spec: ServiceSpec, placement: TargetPlacement, key_count: int
             "readiness": spec.health.readiness,
         },
         expose=target.bind_address == "0.0.0.0",
+        # the site is this container's region; the stack-wide label transform keeps it
+        labels={"tizi.ma/region": target.region, "tizi.ma/target": target.name},
     )
 
 

@@ -205,3 +205,15 @@ def test_plaintext_api_keys_in_config_are_refused():
     config, _ = stack_config(STACKS["kind"], API_KEYS)
     with pytest.raises(Exception, match=r"tizi:apiKeys: .* must be encrypted"):
         evaluate(config, [], stack="kind")
+
+
+@pytest.mark.parametrize("stack", sorted(EXPECTED))
+def test_every_stack_complies_with_the_policy_pack(stack):
+    from policies.checks import placements, residency_violations, security_violations
+
+    evaluation = run_stack(stack)
+    resources = [(r.name, r.type, unwrap(r.transformed or r.inputs)) for r in evaluation.resources]
+    found = [p for name, type_, props in resources for p in placements(name, type_, props)]
+    assert found, "the policy pack must see where the stack places the service"
+    assert residency_violations(found, None) == []
+    assert [m for name, type_, props in resources for m in security_violations(name, type_, props)] == []

@@ -1,0 +1,1 @@
+"""The tizi policy pack (run by the Pulumi engine from this folder)."""

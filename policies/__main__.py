@@ -1,0 +1,60 @@
+"""tizi's policy pack: residency and container security, enforced on any stack.
+
+A forked stack that bypasses the components still cannot put sensitive data in
+eu-paris or run a privileged or root container: ``pulumi preview --policy-pack policies``
+stops it.  The rules come from ``components`` (checks.py); nothing is encoded twice.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: components/
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from checks import placements, residency_violations, security_violations
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyPack,
+    ResourceValidationPolicy,
+    StackValidationPolicy,
+)
+
+
+def check_residency(args, report_violation) -> None:
+    found = [p for r in args.resources for p in placements(r.name, r.resource_type, r.props)]
+    for message in residency_violations(found, args.get_config().get("dataClass")):
+        report_violation(message)
+
+
+def check_security(args, report_violation) -> None:
+    for message in security_violations(args.name, args.resource_type, args.props):
+        report_violation(message)
+
+
+PolicyPack(
+    name="tizi-policies",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    policies=[
+        StackValidationPolicy(
+            name="tizi-residency",
+            description="Every region a stack uses is allowed for its data class (components/residency.py).",
+            validate=check_residency,
+            config_schema=PolicyConfigSchema(
+                properties={
+                    "dataClass": {
+                        "type": "string",
+                        "enum": ["public", "personal", "sensitive", "vital-l2", "vital-l1"],
+                    }
+                },
+            ),
+        ),
+        ResourceValidationPolicy(
+            name="tizi-no-root-or-privileged",
+            description="Containers run as non-root, unprivileged, without privilege escalation.",
+            validate=check_security,
+        ),
+    ],
+)
