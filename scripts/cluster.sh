@@ -694,6 +694,8 @@ cmd_selftest() {
   cmd_status >/dev/null || die "cluster is not ready (scripts/cluster.sh start)"
   build_echo_image
   cmd_import_image "${KDIR}/selftest/echo.tar" >/dev/null
+  # fresh pods every run (a previous run's namespace may still be terminating)
+  "${k[@]}" delete namespace tizi-selftest --ignore-not-found --wait=true --timeout 120s >/dev/null
   "${k[@]}" apply -f "${TEMPLATES}/selftest.yaml" >/dev/null
   check "restricted-compliant Deployment becomes Available" \
     "${k[@]}" -n tizi-selftest wait --for condition=Available deploy/echo --timeout 90s
