@@ -26,6 +26,8 @@
 #   TIZI_BUILD_PULUMI=1   build the CLI even when a real pulumi is already on PATH
 #   TIZI_RETRY_FAILED=1   retry optional builds that failed before (else skipped fast)
 #   TIZI_OPTIONAL_TIMEOUT seconds allowed for an optional build (default 1200)
+#   TIZI_PROVIDERS_ON_PATH=1  `env` also puts the provider folders on PATH
+#                         (by default they are registered in PULUMI_HOME instead)
 # shellcheck disable=SC2317  # the build_* functions are called indirectly, as "build_$name"
 set -euo pipefail
 
@@ -52,9 +54,10 @@ K8S_VERSION=4.25.0
 K8S_SDK_VERSION=4.34.2
 # pulumi-docker 4.0.0: the last release whose provider does not replace the
 # Terraform provider with a git submodule. Its go.mod asks for a bridge
-# pseudo-version the proxy does not serve; v3.42.1 is the next release after it.
+# pseudo-version (v3.42.1-0.20230308…) the proxy does not serve; v3.42.1 is
+# served but unknown to the checksum database (404), v3.43.0 is both.
 DOCKER_VERSION=4.0.0
-DOCKER_BRIDGE=v3.42.1
+DOCKER_BRIDGE=v3.43.0
 KOYEB_VERSION=0.1.11
 HELM_VERSION=3.22.0
 COMMAND_VERSION=1.2.1
@@ -103,8 +106,9 @@ real_pulumi() {
 # Copy a subfolder of a git mirror at a tag into DEST (mirror sources are used
 # only where the Go proxy serves no usable version).
 mirror_export() { # owner+name tag subdir dest
-  local repo="$MIRRORS/$1/repo" tree="$2${3:+:$3}"
-  git -C "$repo" rev-parse -q --verify "$tree^{tree}" >/dev/null 2>&1 ||
+  local repo="$MIRRORS/$1/repo" tree="$2^{tree}"
+  [[ -n "$3" ]] && tree="$2:$3"
+  [[ "$(git -C "$repo" cat-file -t "$tree" 2>/dev/null)" == tree ]] ||
     die "no git mirror of $1 at $tree in $repo (the Go proxy does not serve this source; set TIZI_GIT_MIRRORS)"
   rm -rf "$4" && mkdir -p "$4"
   # Archive the subfolder's own tree: mirrors may lack large blobs elsewhere.
@@ -203,9 +207,20 @@ build_pulumi-resource-docker() {
 }
 
 build_helm() {
-  # helm's go.mod has no replace lines: a plain `go install` works.
-  GOBIN="$OUT/bin" CGO_ENABLED=0 go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+  # helm's go.mod has no replace lines: a plain `go install` works. The ldflags
+  # are those of helm's Makefile: without the k8sVersion ones, `helm lint`
+  # checks API deprecations against its built-in default, Kubernetes 1.20.
+  local dir cg major minor
+  dir=$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  cg=$(awk '$1 == "k8s.io/client-go" {print $2}' "$dir/go.mod") # v0.37.0 -> 1.37
+  major=$(($(cut -d. -f1 <<<"${cg#v}") + 1))
+  minor=$(cut -d. -f2 <<<"$cg")
+  local x=helm.sh/helm/v3
+  GOBIN="$OUT/bin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w \
+    -X $x/internal/version.version=v$HELM_VERSION -X $x/internal/version.gitTreeState=clean \
+    -X $x/pkg/lint/rules.k8sVersionMajor=$major -X $x/pkg/lint/rules.k8sVersionMinor=$minor \
+    -X $x/pkg/chartutil.k8sVersionMajor=$major -X $x/pkg/chartutil.k8sVersionMinor=$minor" \
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
 }
 
@@ -341,6 +356,10 @@ path_dirs() { # bin folders of every completed step, in STEPS order
     IFS=: read -r name version kind bins <<<"$s"
     # The language host is reached through the CLI's folder (link_langhost).
     [[ "$name" == pulumi-language-python ]] && continue
+    # Providers are found in PULUMI_HOME (install_plugins) under the versions
+    # the SDKs ask for. On PATH they would take precedence and every pulumi
+    # run would warn "using pulumi-resource-X from $PATH" for each of them.
+    [[ "$name" == pulumi-resource-* && "${TIZI_PROVIDERS_ON_PATH:-0}" != 1 ]] && continue
     [[ -n "$real" && "$name" == pulumi ]] && continue
     [[ -f "$(step_dir "$name" "$version")/.complete" ]] && printf '%s\n' "$(step_dir "$name" "$version")/bin"
   done
