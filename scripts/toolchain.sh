@@ -46,9 +46,9 @@ PULUMI_VERSION=3.274.1
 # newest release tag the mirror holds, against pkg/sdk v$PULUMI_VERSION.
 LANGHOST_TAG=v3.259.0
 # pulumi-kubernetes==4.34.2 asks for provider 4.34.2, but the proxy serves the
-# provider module only at this pseudo-version (the v4.25.0 release commit) and
-# the mirror stops at v4.32.0 (whose dependencies the proxy does not all serve).
-# A provider on PATH is used whatever version the SDK asks for.
+# provider module only at this pseudo-version (the v4.25.0 release commit), and
+# the git mirror's newest tag is v4.32.0. It is registered in PULUMI_HOME under
+# the version the SDK asks for; the engine then warns about the mismatch.
 K8S_PSEUDO=v4.0.0-20260115033456-f47bc2d6f199
 K8S_VERSION=4.25.0
 K8S_SDK_VERSION=4.34.2
@@ -322,7 +322,7 @@ run_step() { # "name:version:kind:bins"
 # Python SDKs ask for, so `pulumi plugin ls` lists them and the engine finds
 # them even without PATH. (On PATH they are used whatever version is asked.)
 install_plugins() {
-  local pulumi name version asked d
+  local pulumi name version asked d reg entry
   pulumi=$(command -v pulumi) || return 0
   export PULUMI_HOME="$CACHE/pulumi-home" PULUMI_SKIP_UPDATE_CHECK=true
   for entry in "kubernetes:$K8S_VERSION:$K8S_SDK_VERSION" "docker:$DOCKER_VERSION:$DOCKER_VERSION" \
@@ -330,9 +330,12 @@ install_plugins() {
     IFS=: read -r name version asked <<<"$entry"
     d=$(step_dir "pulumi-resource-$name" "$version")
     [[ -f "$d/.complete" ]] || continue
-    [[ -x "$PULUMI_HOME/plugins/resource-$name-v$asked/pulumi-resource-$name" ]] && continue
+    reg="$PULUMI_HOME/plugins/resource-$name-v$asked/pulumi-resource-$name"
+    # Registered copies are newer than their build; a rebuild makes them stale.
+    [[ -x "$reg" && "$reg" -nt "$d/bin/pulumi-resource-$name" ]] && continue
     log "registering plugin resource $name $asked in $PULUMI_HOME"
-    "$pulumi" plugin install resource "$name" "$asked" --file "$d/bin/pulumi-resource-$name" >&2
+    "$pulumi" plugin install resource "$name" "$asked" --reinstall \
+      --file "$d/bin/pulumi-resource-$name" >&2
   done
 }
 
@@ -369,6 +372,13 @@ path_dirs() { # bin folders of every completed step, in STEPS order
 cmd_ensure() {
   local s name failed=() real
   command -v go >/dev/null || die "go is not installed (needs Go >= 1.26)"
+  # One ensure at a time per cache: a second one waits, then finds it all cached.
+  mkdir -p "$TC"
+  exec 9>"$TC/.lock"
+  if ! flock -n 9; then
+    log "another ensure is running on $TC: waiting for it"
+    flock 9
+  fi
   real=$(real_pulumi || true)
   for s in "${STEPS[@]}"; do
     name=${s%%:*}
