@@ -300,6 +300,13 @@ Usage: include "inference-service.container" (dict "knative" false "context" $)
     {{- include "inference-service.probe" (dict "probe" $v.probes.liveness "port" "http") | nindent 4 }}
   readinessProbe:
     {{- include "inference-service.probe" (dict "probe" $v.probes.readiness "port" "http") | nindent 4 }}
+  {{- if gt (int $v.shutdown.preStopSleepSeconds) 0 }}
+  {{- /* Keep serving while Services drop the pod from their endpoints; SIGTERM (drain) comes after. */}}
+  lifecycle:
+    preStop:
+      sleep:
+        seconds: {{ $v.shutdown.preStopSleepSeconds }}
+  {{- end }}
   {{- end }}
   resources:
     {{- include "inference-service.resources" $ | nindent 4 }}
