@@ -47,6 +47,14 @@ def edit_stack(work_dir: Path, stack: str, change: Callable[[dict], None]) -> No
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
+def raw_state(state_dir: Path, stack: str) -> str:
+    """The stack's checkpoint as stored by the file backend (``export_stack`` would decrypt secrets)."""
+    matches = sorted(state_dir.glob(f".pulumi/stacks/**/{stack}.json"))
+    if not matches:
+        raise FileNotFoundError(f"no checkpoint for stack {stack} under {state_dir}")
+    return matches[0].read_text()
+
+
 def http_status(url: str, key: str | None = None, timeout: float = 3.0) -> int:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
     try:

@@ -25,7 +25,7 @@ SERVICE = "inference"
 @pytest.fixture(scope="session")
 def kube_context() -> str:
     context = os.environ.get("TIZI_KUBE_CONTEXT", "kind-tizi")
-    require_tools("kubectl", "helm", "pulumi", "pulumi-resource-kubernetes")
+    require_tools("kubectl", "helm", "pulumi")
     probe = run("kubectl", "--context", context, "get", "--raw", "/readyz", check=False)
     require(
         probe.returncode == 0,
@@ -47,6 +47,7 @@ def core(kube_context):
 class DeployedStack:
     stack: object
     work_dir: Path
+    state_dir: Path
     outputs: dict
     up_stdout: str
 
@@ -59,11 +60,14 @@ def kind_stack(kube_context, tmp_path_factory) -> Iterator[DeployedStack]:
     work_dir = project_copy(tmp_path_factory.mktemp("kind-project"), ["kind"])
     if kube_context != "kind-tizi":
         edit_stack(work_dir, "kind", lambda c: c["tizi:targets"][0].update(context=kube_context))
-    stack = select_stack("kind", work_dir, state_dir=tmp_path_factory.mktemp("kind-state"))
+    state_dir = tmp_path_factory.mktemp("kind-state")
+    stack = select_stack("kind", work_dir, state_dir=state_dir)
     lines: list[str] = []
     result = stack.up(on_output=lines.append)
     try:
-        yield DeployedStack(stack, work_dir, {k: v.value for k, v in result.outputs.items()}, "".join(lines))
+        yield DeployedStack(
+            stack, work_dir, state_dir, {k: v.value for k, v in result.outputs.items()}, "".join(lines)
+        )
     finally:
         stack.destroy()
         stack.workspace.remove_stack("kind")

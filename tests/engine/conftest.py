@@ -1,0 +1,95 @@
+"""Session fixtures for the engine tier: the real Pulumi engine against real Docker engines.
+
+Stacks are deployed from a copy of the project with its own file backend; the copy of
+the `local` stack gets its own ministry name and host port so a developer's own
+`make up` keeps running beside the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, require
+from tests.engine_support import edit_stack, project_copy, require_tools, run
+
+IMAGE = "tizi/inference-service:0.1.0"
+ENGINE_PORT = 28080
+SSH_EDGE = "ssh://tizi-edge"
+
+
+def docker(*args: str, host: str | None = None, check: bool = True):
+    env_host = ["--host", host] if host else []
+    return run("docker", *env_host, *args, check=check)
+
+
+@pytest.fixture(scope="session")
+def engine_tools() -> None:
+    require_tools("pulumi", "docker", "pulumi-resource-docker")
+    require(docker("info", check=False).returncode == 0, "no Docker engine: run scripts/engines.sh start")
+    require(
+        docker("image", "inspect", IMAGE, check=False).returncode == 0,
+        f"{IMAGE} missing: scripts/build-image.sh",
+    )
+
+
+@dataclass
+class Project:
+    work_dir: Path
+    state_dir: Path
+
+    def stack(self, name: str):
+        from components.automation import select_stack
+
+        return select_stack(name, self.work_dir, state_dir=self.state_dir)
+
+    def api_keys(self, name: str) -> list[str]:
+        config = self.stack(name).get_config("tizi:apiKeys")
+        return [k for k in config.value.split(",") if k]
+
+
+def local_copy(root: Path, host: str, port: int, ministry: str) -> Project:
+    work_dir = project_copy(root / "project", ["local"])
+
+    def change(config: dict) -> None:
+        config["tizi:ministry"] = ministry
+        target = config["tizi:targets"][0]
+        target.update(host=host, hostPort=port)
+
+    edit_stack(work_dir, "local", change)
+    return Project(work_dir, root / "state")
+
+
+@pytest.fixture(scope="session")
+def local_project(engine_tools, tmp_path_factory) -> Iterator[Project]:
+    project = local_copy(
+        tmp_path_factory.mktemp("engine-local"), "unix:///var/run/docker.sock", ENGINE_PORT, "enginetest"
+    )
+    yield project
+    stack = project.stack("local")
+    stack.destroy()
+    stack.workspace.remove_stack("local")
+
+
+def containers(label_filter: str, host: str | None = None) -> list[dict]:
+    ids = docker("ps", "-aq", "--filter", f"label={label_filter}", host=host).stdout.split()
+    return json.loads(docker("inspect", *ids, host=host).stdout) if ids else []
+
+
+def volumes(name_prefix: str, host: str | None = None) -> list[str]:
+    names = docker("volume", "ls", "-q", host=host).stdout.split()
+    return [n for n in names if n.startswith(name_prefix)]
+
+
+def copy_policy_pack(root: Path) -> Path:
+    """The policy pack as shipped, runnable from a temp folder (its virtualenv is the repo's)."""
+    target = root / "policies"
+    shutil.copytree(REPO / "policies", target, ignore=shutil.ignore_patterns("__pycache__"))
+    text = (target / "PulumiPolicy.yaml").read_text().replace("../.venv", str(REPO / ".venv"))
+    (target / "PulumiPolicy.yaml").write_text(text)
+    return target

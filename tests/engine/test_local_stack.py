@@ -1,0 +1,70 @@
+"""`pulumi up` of the local stack with the real engine on the real default Docker engine."""
+
+from __future__ import annotations
+
+import json
+
+from tests.engine_support import http_status, raw_state, wait_for
+
+from .conftest import ENGINE_PORT, containers, docker, volumes
+
+URL = f"http://127.0.0.1:{ENGINE_PORT}"
+LABEL = "tizi.ma/ministry=enginetest"
+
+
+def test_preview_plans_the_edge_resources(local_project):
+    preview = local_project.stack("local").preview()
+    assert preview.change_summary.get("create", 0) >= 5  # stack, provider, component, 2 volumes, container
+
+
+def test_up_serves_through_the_exported_url_with_each_key(local_project):
+    result = local_project.stack("local").up()
+    assert result.outputs["endpoints"].value == {"edge-local": URL}
+    keys = local_project.api_keys("local")
+    assert len(keys) == 2
+    assert wait_for(lambda: http_status(f"{URL}/readyz") == 200, timeout=30)
+    assert http_status(f"{URL}/v1/models") == 401
+    for key in keys:
+        assert http_status(f"{URL}/v1/models", key) == 200
+
+
+def test_container_is_labelled_hardened_and_holds_no_key(local_project):
+    [container] = containers(LABEL)
+    labels = container["Config"]["Labels"]
+    assert labels["tizi.ma/region"] == "ma-edge-local" and labels["tizi.ma/data-class"] == "public"
+    assert container["Config"]["User"] == "10001:10001"
+    assert container["HostConfig"]["ReadonlyRootfs"] is True
+    assert container["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    inspected = json.dumps(container)
+    assert not [k for k in local_project.api_keys("local") if k in inspected]
+
+
+def test_second_up_changes_nothing(local_project):
+    result = local_project.stack("local").up()
+    assert set(result.summary.resource_changes) == {"same"}, result.summary.resource_changes
+
+
+def test_no_plaintext_key_in_stack_file_state_or_output(local_project):
+    stack = local_project.stack("local")
+    lines: list[str] = []
+    stack.preview(on_output=lines.append)
+    keys = local_project.api_keys("local")
+    texts = {
+        "stack file": (local_project.work_dir / "stacks" / "Pulumi.local.yaml").read_text(),
+        "state": raw_state(local_project.state_dir, "local"),
+        "preview output": "".join(lines),
+        "outputs": json.dumps({k: v.value for k, v in stack.outputs().items()}),
+    }
+    leaks = {where: [k[:6] + "…" for k in keys if k in text] for where, text in texts.items()}
+    assert leaks == {where: [] for where in texts}
+    assert '"ciphertext"' in texts["state"], "the keys are in the state, encrypted"
+
+
+def test_destroy_leaves_no_container_volume_or_network(local_project):
+    stack = local_project.stack("local")
+    networks_before = set(docker("network", "ls", "-q").stdout.split())
+    stack.destroy()
+    assert containers(LABEL) == []
+    assert volumes("tizi-enginetest-") == []
+    assert set(docker("network", "ls", "-q").stdout.split()) <= networks_before
+    assert http_status(f"{URL}/healthz") == 0
