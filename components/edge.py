@@ -10,7 +10,8 @@ component only turns that plan into Docker resources.
 API keys reach the container as files uploaded into a key volume, never as
 environment variables.  The volume's name carries a short digest of the key set, so a
 rotation creates a fresh volume: a key removed from the stack cannot linger in an old
-file.
+file.  A roll (new image or keys) starts the new container beside the old one on the same
+port before the old one drains (see ``edge_plan``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def _key_set_digest(raw: str) -> str:
     return hashlib.sha256("\n".join(split_keys(raw)).encode()).hexdigest()[:12]
 
 
+def _revision(plan: EdgeContainerPlan, raw_keys: str, image: str) -> str:
+    """A short digest of everything that defines the running container."""
+    return hashlib.sha256(f"{plan!r}|{_key_set_digest(raw_keys)}|{image}".encode()).hexdigest()[:10]
+
+
 class EdgeService(pulumi.ComponentResource):
     """The inference service on one edge site's Docker engine (the provider comes in through opts)."""
 
@@ -110,13 +116,18 @@ class EdgeService(pulumi.ComponentResource):
                 {"file": path, "content": key} for (_, path), key in zip(files, split_keys(raw), strict=True)
             ]
         )
+        # Any change (image, keys, settings) gives the container a new name, so Pulumi creates
+        # the replacement first; it shares the port (host networking, SO_REUSEPORT), becomes
+        # healthy (wait), and only then is the old one stopped and drained: no lost request.
+        container_args["name"] = pulumi.Output.all(keys, container_args["image"]).apply(
+            lambda parts: f"{plan.name}-{_revision(plan, parts[0], parts[1])}"
+        )
         container = docker.Container(
             f"{name}-container",
             wait=True,
             wait_timeout=120,
             **container_args,
-            # one name and one host port per site: the old container must go first
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.container_name = container.name
         self.endpoint = pulumi.Output.from_input(f"http://{site_address(args.placement)}:{plan.host_port}")

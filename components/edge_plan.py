@@ -23,6 +23,11 @@ Choices, and why:
   1024*cpus shares (relative weight under contention).
 - restart "always", json-file logs with rotation, a healthcheck on /readyz run by the image's
   own python (no curl in the image), capabilities dropped, no-new-privileges.
+- Host networking, the service listening on the site port itself with SO_REUSEPORT: a new
+  container (new image, rotated keys) binds the same port while the old one still serves,
+  becomes healthy, and only then is the old one stopped and drained. One box, one port,
+  no request lost during a roll (with net.ipv4.tcp_migrate_req=1 even the connections
+  queued on the old listener move over). Published ports (docker-proxy) cannot overlap.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ class EdgeContainerPlan:
     port: int
     host_port: int
     host_ip: str
+    network_mode: str
     user: str
     read_only: bool
     tmpfs: Mapping[str, str]
@@ -126,7 +132,7 @@ class EdgeContainerPlan:
             args += ["--security-opt", opt]
         for k, v in self.labels.items():
             args += ["--label", f"{k}={v}"]
-        args += ["--publish", f"{self.host_ip}:{self.host_port}:{self.port}/tcp", self.image]
+        args += ["--network", self.network_mode, self.image]
         return args
 
     def pulumi_args(self) -> dict[str, Any]:
@@ -167,10 +173,7 @@ class EdgeContainerPlan:
             "capabilities": {"drops": list(self.cap_drop)},
             "security_opts": list(self.security_opts),
             "labels": [{"label": k, "value": v} for k, v in self.labels.items()],
-            "ports": [
-                {"internal": self.port, "external": self.host_port, "ip": self.host_ip,
-                 "protocol": "tcp"}
-            ],
+            "network_mode": self.network_mode,
             "must_run": True,
         }  # fmt: skip
 
@@ -232,7 +235,9 @@ def plan_edge_container(
         raise ValueError(f"health path {ready_path!r} must start with /")
     service_env = {
         **user_env,
-        "PORT": str(port),
+        # host networking: the service itself listens on the site's port and address
+        "PORT": str(host_port),
+        "TIZI_HOST": "0.0.0.0" if expose else "127.0.0.1",
         "TIZI_API_KEYS_DIR": SECRETS_DIR,
         "TIZI_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
         "TIZI_DRAIN_SECONDS": str(drain_seconds),
@@ -244,6 +249,7 @@ def plan_edge_container(
         port=port,
         host_port=host_port,
         host_ip="0.0.0.0" if expose else "127.0.0.1",
+        network_mode="host",
         user=f"{SERVICE_UID}:{SERVICE_UID}",
         read_only=True,
         tmpfs={"/tmp": "rw,noexec,nosuid,nodev,size=16m"},
@@ -253,7 +259,7 @@ def plan_edge_container(
         model_cache_dir=MODEL_CACHE_DIR,
         secret_files={s: f"{SECRETS_DIR}/{s}" for s in secret_names},
         env=service_env,
-        healthcheck=Healthcheck(test=("CMD-SHELL", _health_command(port, ready_path))),
+        healthcheck=Healthcheck(test=("CMD-SHELL", _health_command(host_port, ready_path))),
         restart="always",
         log_driver="json-file",
         log_opts={"max-size": "10m", "max-file": "3"},

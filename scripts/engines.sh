@@ -227,8 +227,18 @@ export TIZI_EDGE_DOCKER_SOCK=unix://$EDGE_SOCK
 EOF
 }
 
+# Edge containers use host networking and roll by starting the new container on the same
+# port (SO_REUSEPORT) before the old one drains; with tcp_migrate_req the connections still
+# queued on the old listener move to the new one instead of being reset. Sites set it too.
+tune_kernel() {
+  if [[ "$(sysctl -n net.ipv4.tcp_migrate_req 2>/dev/null)" != 1 ]]; then
+    sysctl -q -w net.ipv4.tcp_migrate_req=1 || log "warning: cannot set net.ipv4.tcp_migrate_req=1"
+  fi
+}
+
 start_all() {
   mkdir -p "$LOG_DIR"
+  tune_kernel
   ensure_packages
   start_default
   start_edge_engine

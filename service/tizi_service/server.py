@@ -398,10 +398,15 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # A replacement container (host networking on edge sites) binds the same port while this
+    # one still serves; the kernel spreads new connections until this listener closes.
+    # Only for a fixed port: with port 0 the kernel could hand two servers the same port.
+    allow_reuse_port = True
     request_queue_size = 128
 
     def __init__(self, app: App, address: tuple[str, int]) -> None:
         self.app = app
+        self.allow_reuse_port = address[1] != 0
         super().__init__(address, Handler)
 
     def server_bind(self) -> None:
@@ -425,12 +430,17 @@ def start(app: App) -> tuple[Server, threading.Thread]:
 
 
 def drain_and_stop(app: App, server: Server) -> bool:
-    """Stop accepting, let in-flight requests finish (bounded), close. True if all finished."""
+    """Stop accepting and close the listener at once, then let in-flight requests finish
+    (bounded). True if all finished.
+
+    Closing the listener first matters when a replacement shares the port (SO_REUSEPORT):
+    new connections then go to it (and, with net.ipv4.tcp_migrate_req=1, so do those still
+    queued here) instead of waiting in a queue nobody will accept from.
+    """
     app.draining = True
     server.shutdown()
-    finished = app.wait_idle(app.config.drain_seconds)
     server.server_close()
-    return finished
+    return app.wait_idle(app.config.drain_seconds)
 
 
 def main() -> int:

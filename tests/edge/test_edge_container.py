@@ -31,7 +31,8 @@ def test_server_process_runs_as_non_root(host: testinfra.host.Host) -> None:
 
 
 def test_listening_socket(host: testinfra.host.Host, service: EdgeService) -> None:
-    assert host.socket(f"tcp://0.0.0.0:{service.plan.port}").is_listening
+    # host networking: the service listens on the site's port and address itself
+    assert host.socket(f"tcp://{service.plan.host_ip}:{service.plan.host_port}").is_listening
 
 
 def test_root_filesystem_is_read_only(host: testinfra.host.Host) -> None:
@@ -78,8 +79,9 @@ def test_container_configured_as_planned(service: EdgeService) -> None:
     assert hc["CpusetCpus"] == plan.cpuset
     assert hc["CapDrop"] == ["ALL"]
     assert "/tmp" in hc["Tmpfs"]
-    binding = hc["PortBindings"][f"{plan.port}/tcp"][0]
-    assert binding == {"HostIp": "127.0.0.1", "HostPort": str(plan.host_port)}
+    assert hc["NetworkMode"] == "host" and not hc.get("PortBindings")
+    env = dict(item.split("=", 1) for item in info["Config"]["Env"])
+    assert (env["PORT"], env["TIZI_HOST"]) == (str(plan.host_port), plan.host_ip)
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert mounts[plan.secrets_dir]["Type"] == "volume"
     assert mounts[plan.secrets_dir]["Name"] == plan.secrets_volume

@@ -135,7 +135,9 @@ def test_edge_container_is_hardened_and_gets_keys_as_files():
     assert inputs["securityOpts"] == ["no-new-privileges"]
     assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
     assert inputs["memory"] == 512
-    assert inputs["ports"] == [{"internal": 8080, "external": 18080, "ip": "127.0.0.1", "protocol": "tcp"}]
+    assert inputs["networkMode"] == "host", "the service binds the site port itself (rolls share it)"
+    assert "PORT=18080" in inputs["envs"] and "TIZI_HOST=127.0.0.1" in inputs["envs"]
+    assert "ports" not in inputs
     assert inputs["image"] == "tizi/inference-service:0.1.0", "imagePull: never uses the loaded image"
     assert is_secret(container.raw["uploads"])
     assert [u["file"] for u in unwrap(inputs["uploads"])] == [

@@ -229,16 +229,25 @@ def test_key_rotation_without_restart(running: Running) -> None:
 def test_metrics(running: Running) -> None:
     running.chat("salam, bghit njdd la carte dyali")
     running.request("GET", "/v1/models")
-    status, headers, body = running.request("GET", "/metrics")
+    expected = [
+        'tizi_requests_total{route="/v1/chat/completions",method="POST",code="200"} 1',
+        'tizi_request_errors_total{route="/v1/models",code="401"} 1',
+        'tizi_request_duration_seconds_bucket{route="/v1/chat/completions",le="+Inf"} 1',
+        'tizi_detections_total{language="ary",method="darija-cues"} 1',
+        "tizi_model_load_seconds ",
+        "tizi_model_loaded 1",
+    ]
+    # a request is counted just after its response is written: poll briefly, not sleep
+    deadline = time.monotonic() + 2
+    while True:
+        status, headers, body = running.request("GET", "/metrics")
+        text = body.decode()
+        if all(line in text for line in expected) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert status == 200
     assert headers["content-type"].startswith("text/plain")
-    text = body.decode()
-    assert 'tizi_requests_total{route="/v1/chat/completions",method="POST",code="200"} 1' in text
-    assert 'tizi_request_errors_total{route="/v1/models",code="401"} 1' in text
-    assert 'tizi_request_duration_seconds_bucket{route="/v1/chat/completions",le="+Inf"} 1' in text
-    assert 'tizi_detections_total{language="ary",method="darija-cues"} 1' in text
-    assert "tizi_model_load_seconds " in text
-    assert "tizi_model_loaded 1" in text
+    assert [line for line in expected if line not in text] == []
 
 
 def test_logs_are_json_without_keys_or_bodies(running: Running, capsys: pytest.CaptureFixture[str]) -> None:
