@@ -8,14 +8,13 @@ the `local` stack gets its own ministry name and host port so a developer's own
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require
+from tests.conftest import require
 from tests.engine_support import edit_stack, project_copy, require_tools, run
 
 IMAGE = "tizi/inference-service:0.1.0"
@@ -84,12 +83,3 @@ def containers(label_filter: str, host: str | None = None) -> list[dict]:
 def volumes(name_prefix: str, host: str | None = None) -> list[str]:
     names = docker("volume", "ls", "-q", host=host).stdout.split()
     return [n for n in names if n.startswith(name_prefix)]
-
-
-def copy_policy_pack(root: Path) -> Path:
-    """The policy pack as shipped, runnable from a temp folder (its virtualenv is the repo's)."""
-    target = root / "policies"
-    shutil.copytree(REPO / "policies", target, ignore=shutil.ignore_patterns("__pycache__"))
-    text = (target / "PulumiPolicy.yaml").read_text().replace("../.venv", str(REPO / ".venv"))
-    (target / "PulumiPolicy.yaml").write_text(text)
-    return target
