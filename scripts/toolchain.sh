@@ -294,7 +294,8 @@ run_step() { # "name:version:kind:bins"
 
   if ((rc != 0)); then
     local why
-    why=$(grep -E 'error|Error|cannot|undefined|not available|no required' "$logf" | tail -n 1 || true)
+    why=$(grep -E 'ERROR|[Ee]rror[: ]|cannot|undefined|not available|no required|invalid|40[34] ' "$logf" |
+      tail -n 1 || true)
     ((rc == 124)) && why="timed out after ${timeout_s}s"
     tail -n 25 "$logf" >&2 || true
     rm -rf "${d:?}/bin"
@@ -441,7 +442,7 @@ main() {
     env) cmd_env ;;
     versions) cmd_versions ;;
     _build) shift; cmd_build_one "$@" ;;
-    -h | --help | help) sed -n '2,30p' "$SELF" ;;
+    -h | --help | help) awk 'NR > 1 && /^#/ && !/shellcheck/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "$SELF" ;;
     *) die "unknown command '$1' (ensure | env | versions)" ;;
   esac
 }
