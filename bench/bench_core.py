@@ -124,15 +124,23 @@ def main() -> None:
         empties = time_empty_program(len(files))
     eval_median, empty_median = statistics.median(evals), statistics.median(empties)
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
-    print(f"stacks rendered with `tizi stack new`:   {len(files)} in {render_s:.2f} s "
-          f"({render_s / len(files) * 1000:.0f} ms each, one process per stack)")
-    print(f"`tizi check` of all {len(files)} stacks:       {check_s:.2f} s total "
-          f"(goal < 30 s) | baseline YAML parse {yaml_s:.2f} s | ratio {check_s / yaml_s:.1f}x")
-    print(f"program evaluation under mocks:        median {eval_median * 1000:.1f} ms, "
-          f"p90 {statistics.quantiles(evals, n=10)[-1] * 1000:.1f} ms, total {sum(evals):.2f} s "
-          f"(goal median < 500 ms)")
-    print(f"baseline empty program under mocks:    median {empty_median * 1000:.1f} ms | "
-          f"ratio {eval_median / empty_median:.1f}x")
+    print(
+        f"stacks rendered with `tizi stack new`:   {len(files)} in {render_s:.2f} s "
+        f"({render_s / len(files) * 1000:.0f} ms each, one process per stack)"
+    )
+    print(
+        f"`tizi check` of all {len(files)} stacks:       {check_s:.2f} s total "
+        f"(goal < 30 s) | baseline YAML parse {yaml_s:.2f} s | ratio {check_s / yaml_s:.1f}x"
+    )
+    print(
+        f"program evaluation under mocks:        median {eval_median * 1000:.1f} ms, "
+        f"p90 {statistics.quantiles(evals, n=10)[-1] * 1000:.1f} ms, total {sum(evals):.2f} s "
+        f"(goal median < 500 ms)"
+    )
+    print(
+        f"baseline empty program under mocks:    median {empty_median * 1000:.1f} ms | "
+        f"ratio {eval_median / empty_median:.1f}x"
+    )
     ok = check_s < 30 and eval_median < 0.5
     print("goals met" if ok else "GOALS NOT MET")
 

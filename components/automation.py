@@ -46,7 +46,10 @@ class EngineSettings:
 
 def engine_settings(stack: str, state_dir: Path | None = None) -> EngineSettings:
     """Offline settings for a stack: a file backend and the passphrase that fits the stack."""
-    backend = os.environ.get("PULUMI_BACKEND_URL") or f"file://{state_dir or CACHE / 'state'}"
+    if state_dir is not None:  # an explicit folder (tests, benchmarks) wins over the environment
+        backend = f"file://{state_dir}"
+    else:
+        backend = os.environ.get("PULUMI_BACKEND_URL") or f"file://{CACHE / 'state'}"
     if backend.startswith("file://"):
         Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     if stack in EXAMPLE_STACKS:
@@ -72,7 +75,6 @@ def _machine_passphrase_file() -> Path:
 def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = None) -> auto.Stack:
     """Create or select ``stack`` of the project in ``work_dir`` with the inline program."""
     settings = engine_settings(stack, state_dir)
-    os.environ.update(settings.env())  # the SDK itself also reads the backend for some calls
     return auto.create_or_select_stack(
         stack_name=stack,
         project_name="tizi",

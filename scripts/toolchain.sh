@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Offline Pulumi toolchain for tizi: the pulumi CLI, the Python language host,
-# the kubernetes/docker/koyeb/command resource providers and helm, all built
-# from Go sources because this machine reaches no download site (only the Go
-# module proxy, PyPI, npm and Debian). See scripts/TOOLCHAIN.md for what is
-# built from where, why, and how long it takes.
+# Offline Pulumi toolchain for tizi: the pulumi CLI, the kubernetes resource
+# provider and helm, built from the Go module proxy, plus tizi's own docker
+# provider (provider/docker-standin), because this machine reaches no download
+# site (only the Go module proxy, PyPI, npm and Debian). See scripts/TOOLCHAIN.md
+# for what is built from where, why, what cannot be built, and how long it takes.
 #
 # Every build lands outside the clone, keyed by version, so a second run only
 # checks marker files (well under a second):
@@ -21,8 +21,6 @@
 #
 # Environment:
 #   TIZI_CACHE            cache root (default ~/.cache/tizi)
-#   TIZI_GIT_MIRRORS      folder of git mirrors "<owner>+<name>/repo" used for the
-#                         sources the Go proxy does not serve (default /work/.mirror)
 #   TIZI_BUILD_PULUMI=1   build the CLI even when a real pulumi is already on PATH
 #   TIZI_RETRY_FAILED=1   retry optional builds that failed before (else skipped fast)
 #   TIZI_OPTIONAL_TIMEOUT seconds allowed for an optional build (default 1200)
@@ -34,43 +32,37 @@ set -euo pipefail
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 CACHE="${TIZI_CACHE:-$HOME/.cache/tizi}"
 TC="$CACHE/toolchain"
-MIRRORS="${TIZI_GIT_MIRRORS:-/work/.mirror}"
+ROOT="$(cd "$(dirname "$SELF")/.." && pwd)"
 
 # --- Pins --------------------------------------------------------------------
 # pyproject pins the Python SDK pulumi==3.272.0, but the Go proxy serves
 # github.com/pulumi/pulumi/pkg/v3 only at v3.274.1 among >= 3.272.0 (v3.272.0,
 # v3.273.0 and v3.274.0 answer 403). A 3.274 engine runs 3.272 SDK programs.
 PULUMI_VERSION=3.274.1
-# The Python language host is its own, untagged module; the proxy serves no
-# version of it, so it is built from the git mirror of pulumi/pulumi at the
-# newest release tag the mirror holds, against pkg/sdk v$PULUMI_VERSION.
-LANGHOST_TAG=v3.259.0
+# Everything here comes from the Go module proxy (or, for the docker provider,
+# from this repository). Not built, because the proxy serves none of their
+# sources: the Python language host (tizi runs its program inline through the
+# Automation API and its policy pack as an executable analyzer, so neither
+# needs it), the upstream docker provider (provider/docker-standin stands in),
+# the koyeb and command providers. See README, "Toolchain".
 # pulumi-kubernetes==4.34.2 asks for provider 4.34.2, but the proxy serves the
 # provider module only at this pseudo-version (the v4.25.0 release commit), and
-# the git mirror's newest tag is v4.32.0. It is registered in PULUMI_HOME under
+# no newer release is served. It is registered in PULUMI_HOME under
 # the version the SDK asks for; the engine then warns about the mismatch.
 K8S_PSEUDO=v4.0.0-20260115033456-f47bc2d6f199
 K8S_VERSION=4.25.0
 K8S_SDK_VERSION=4.34.2
-# pulumi-docker 4.0.0: the last release whose provider does not replace the
-# Terraform provider with a git submodule. Its go.mod asks for a bridge
-# pseudo-version (v3.42.1-0.20230308…) the proxy does not serve; v3.42.1 is
-# served but unknown to the checksum database (404), v3.43.0 is both.
+# The docker provider tizi deploys with: its own stand-in (provider/docker-standin,
+# built by scripts/build-docker-standin.sh), registered as the version the pinned
+# pulumi-docker SDK asks for.
 DOCKER_VERSION=4.0.0
-DOCKER_BRIDGE=v3.43.0
-KOYEB_VERSION=0.1.11
 HELM_VERSION=3.22.0
-COMMAND_VERSION=1.2.1
 
 # name:version:required|optional:binaries (space separated)
 STEPS=(
   "pulumi:$PULUMI_VERSION:required:pulumi"
-  "pulumi-language-python:${LANGHOST_TAG#v}:required:pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python"
   "pulumi-resource-kubernetes:$K8S_VERSION:required:pulumi-resource-kubernetes"
-  "pulumi-resource-docker:$DOCKER_VERSION:required:pulumi-resource-docker"
   "helm:$HELM_VERSION:required:helm"
-  "pulumi-resource-koyeb:$KOYEB_VERSION:optional:pulumi-resource-koyeb"
-  "pulumi-resource-command:$COMMAND_VERSION:optional:pulumi-resource-command"
 )
 
 log() { printf '[toolchain] %s\n' "$*" >&2; }
@@ -101,19 +93,6 @@ real_pulumi() {
     fi
   done
   return 1
-}
-
-# Copy a subfolder of a git mirror at a tag into DEST (mirror sources are used
-# only where the Go proxy serves no usable version).
-mirror_export() { # owner+name tag subdir dest
-  local repo="$MIRRORS/$1/repo" tree="$2^{tree}"
-  [[ -n "$3" ]] && tree="$2:$3"
-  [[ "$(git -C "$repo" cat-file -t "$tree" 2>/dev/null)" == tree ]] ||
-    die "no git mirror of $1 at $tree in $repo (the Go proxy does not serve this source; set TIZI_GIT_MIRRORS)"
-  rm -rf "$4" && mkdir -p "$4"
-  # Archive the subfolder's own tree: mirrors may lack large blobs elsewhere.
-  git -C "$repo" archive --format=tar "$tree" | tar -x -C "$4"
-  chmod -R u+w "$4"
 }
 
 # Set the schema's "version" (as the providers' own `go generate` steps do)
@@ -150,30 +129,6 @@ EOF
     -o "$OUT/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 }
 
-build_pulumi-language-python() {
-  mirror_export pulumi+pulumi "$LANGHOST_TAG" sdk/python/cmd/pulumi-language-python langhost
-  cd langhost
-  rm -rf testdata ./*_test.go
-  # Upstream points pkg/sdk at the monorepo through relative replaces; use the
-  # released modules that the CLI is built from instead.
-  go mod edit \
-    -dropreplace=github.com/pulumi/pulumi/pkg/v3 \
-    -dropreplace=github.com/pulumi/pulumi/sdk/v3 \
-    -require="github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" \
-    -require="github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
-  go mod tidy
-  go build -trimpath \
-    -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$LANGHOST_TAG" \
-    -o "$OUT/bin/pulumi-language-python" .
-  # The host runs the program through pulumi-language-python-exec, found beside
-  # it; pulumi-resource-pulumi-python serves Python component providers. Both
-  # are scripts shipped in the sdk/v3 module (read-only in the module cache).
-  local sdk
-  sdk=$(go list -m -f '{{.Dir}}' "github.com/pulumi/pulumi/sdk/v3")
-  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$OUT/bin/"
-  install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$OUT/bin/"
-}
-
 build_pulumi-resource-kubernetes() {
   local dir
   dir=$(go mod download -json "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PSEUDO" |
@@ -194,18 +149,6 @@ build_pulumi-resource-kubernetes() {
     -o "$OUT/bin/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes
 }
 
-build_pulumi-resource-docker() {
-  # The git tree (unlike a module zip) holds the nested provider/shim module
-  # that exposes kreuzwerker's Terraform docker provider to the bridge.
-  mirror_export pulumi+pulumi-docker "v$DOCKER_VERSION" provider provider
-  cd provider
-  go mod edit -require="github.com/pulumi/pulumi-terraform-bridge/v3@$DOCKER_BRIDGE"
-  (cd cmd/pulumi-resource-docker && embed_json schema.json schema-embed.json "$DOCKER_VERSION")
-  CGO_ENABLED=0 go build -trimpath \
-    -ldflags "-s -w -X github.com/pulumi/pulumi-docker/provider/v4/pkg/version.Version=$DOCKER_VERSION" \
-    -o "$OUT/bin/pulumi-resource-docker" ./cmd/pulumi-resource-docker
-}
-
 build_helm() {
   # helm's go.mod has no replace lines: a plain `go install` works. The ldflags
   # are those of helm's Makefile: without the k8sVersion ones, `helm lint`
@@ -222,29 +165,6 @@ build_helm() {
     -X $x/pkg/lint/rules.k8sVersionMajor=$major -X $x/pkg/lint/rules.k8sVersionMinor=$minor \
     -X $x/pkg/chartutil.k8sVersionMajor=$major -X $x/pkg/chartutil.k8sVersionMinor=$minor" \
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
-}
-
-build_pulumi-resource-koyeb() {
-  mirror_export koyeb+pulumi-koyeb "v$KOYEB_VERSION" provider provider
-  # The Terraform provider it wraps is served by no version on the Go proxy:
-  # take it from its git mirror at the tag go.mod asks for.
-  local tf
-  tf=$(sed -n 's|^[[:space:]]*github.com/koyeb/terraform-provider-koyeb \(v[^ ]*\).*|\1|p' provider/go.mod)
-  mirror_export koyeb+terraform-provider-koyeb "$tf" "" terraform-provider-koyeb
-  cd provider
-  go mod edit -replace=github.com/koyeb/terraform-provider-koyeb=../terraform-provider-koyeb
-  (cd cmd/pulumi-resource-koyeb && embed_json schema.json schema.json "$KOYEB_VERSION")
-  CGO_ENABLED=0 go build -trimpath \
-    -ldflags "-s -w -X github.com/koyeb/pulumi-koyeb/provider/pkg/version.Version=$KOYEB_VERSION" \
-    -o "$OUT/bin/pulumi-resource-koyeb" ./cmd/pulumi-resource-koyeb
-}
-
-build_pulumi-resource-command() {
-  mirror_export pulumi+pulumi-command "v$COMMAND_VERSION" provider provider
-  cd provider
-  CGO_ENABLED=0 go build -trimpath \
-    -ldflags "-s -w -X github.com/pulumi/pulumi-command/provider/pkg/version.Version=$COMMAND_VERSION" \
-    -o "$OUT/bin/pulumi-resource-command" ./cmd/pulumi-resource-command
 }
 
 # --- Steps -------------------------------------------------------------------
@@ -326,30 +246,16 @@ install_plugins() {
   local pulumi name version asked d reg entry
   pulumi=$(command -v pulumi) || return 0
   export PULUMI_HOME="$CACHE/pulumi-home" PULUMI_SKIP_UPDATE_CHECK=true
-  for entry in "kubernetes:$K8S_VERSION:$K8S_SDK_VERSION" "docker:$DOCKER_VERSION:$DOCKER_VERSION" \
-    "koyeb:$KOYEB_VERSION:$KOYEB_VERSION" "command:$COMMAND_VERSION:$COMMAND_VERSION"; do
-    IFS=: read -r name version asked <<<"$entry"
-    d=$(step_dir "pulumi-resource-$name" "$version")
-    [[ -f "$d/.complete" ]] || continue
+  for entry in "kubernetes:$(step_dir pulumi-resource-kubernetes "$K8S_VERSION")/bin:$K8S_SDK_VERSION" \
+    "docker:${DOCKER_STANDIN_BIN:-}:$DOCKER_VERSION"; do
+    IFS=: read -r name bin asked <<<"$entry"
+    [[ -n "$bin" && -x "$bin/pulumi-resource-$name" ]] || continue
     reg="$PULUMI_HOME/plugins/resource-$name-v$asked/pulumi-resource-$name"
-    # Registered copies are newer than their build; a rebuild makes them stale.
-    [[ -x "$reg" && "$reg" -nt "$d/bin/pulumi-resource-$name" ]] && continue
+    # Registered copies are identical to their build; a rebuild makes them stale.
+    cmp -s "$reg" "$bin/pulumi-resource-$name" && continue
     log "registering plugin resource $name $asked in $PULUMI_HOME"
     "$pulumi" plugin install resource "$name" "$asked" --reinstall \
-      --file "$d/bin/pulumi-resource-$name" >&2
-  done
-}
-
-# The CLI looks for its language hosts beside its own (resolved) executable
-# first, as in a release archive; found only on PATH, each run warns "using
-# pulumi-language-python from $PATH". So link the host into the CLI's folder.
-link_langhost() {
-  local cli lh b
-  cli="$(step_dir pulumi "$PULUMI_VERSION")/bin"
-  lh="$(step_dir pulumi-language-python "${LANGHOST_TAG#v}")/bin"
-  [[ -f "$cli/../.complete" && -f "$lh/../.complete" ]] || return 0
-  for b in pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python; do
-    [[ "$(readlink "$cli/$b" 2>/dev/null)" == "$lh/$b" ]] || ln -sfn "$lh/$b" "$cli/$b"
+      --file "$bin/pulumi-resource-$name" >&2
   done
 }
 
@@ -358,8 +264,6 @@ path_dirs() { # bin folders of every completed step, in STEPS order
   real=$(real_pulumi || true)
   for s in "${STEPS[@]}"; do
     IFS=: read -r name version kind bins <<<"$s"
-    # The language host is reached through the CLI's folder (link_langhost).
-    [[ "$name" == pulumi-language-python ]] && continue
     # Providers are found in PULUMI_HOME (install_plugins) under the versions
     # the SDKs ask for. On PATH they would take precedence and every pulumi
     # run would warn "using pulumi-resource-X from $PATH" for each of them.
@@ -383,13 +287,20 @@ cmd_ensure() {
   real=$(real_pulumi || true)
   for s in "${STEPS[@]}"; do
     name=${s%%:*}
-    if [[ -n "$real" && ( "$name" == pulumi || "$name" == pulumi-language-python ) ]]; then
+    if [[ -n "$real" && "$name" == pulumi ]]; then
       log "$name: using the installed $real"
       continue
     fi
     run_step "$s" || failed+=("$name")
   done
-  [[ -n "$real" ]] || link_langhost
+  # tizi's own docker provider (our code, not a mirror of upstream): built from
+  # this repository, cached by a hash of its sources.
+  local standin
+  if standin=$("$ROOT/scripts/build-docker-standin.sh" | tail -n 1); then
+    export DOCKER_STANDIN_BIN="$standin"
+  else
+    failed+=("docker-standin")
+  fi
   local dirs
   dirs=$(path_dirs | paste -sd: -)
   PATH="${dirs:+$dirs:}$PATH" install_plugins || failed+=("plugin-install")
@@ -419,7 +330,7 @@ cmd_versions() {
   for s in "${STEPS[@]}"; do
     IFS=: read -r name version kind bins <<<"$s"
     d=$(step_dir "$name" "$version")
-    if [[ -n "$real" && ( "$name" == pulumi || "$name" == pulumi-language-python ) ]]; then
+    if [[ -n "$real" && "$name" == pulumi ]]; then
       status="installed: $real"
     elif [[ -f "$d/.complete" ]]; then
       status="$d/bin"
@@ -430,6 +341,12 @@ cmd_versions() {
     fi
     printf '%-28s %-10s %s\n' "$name" "$version" "$status"
   done
+  local reg="$CACHE/pulumi-home/plugins/resource-docker-v$DOCKER_VERSION/pulumi-resource-docker"
+  if [[ -x "$reg" ]]; then
+    printf '%-28s %-10s %s\n' "pulumi-resource-docker" "$DOCKER_VERSION" "tizi docker-standin, registered at $reg"
+  else
+    printf '%-28s %-10s %s\n' "pulumi-resource-docker" "$DOCKER_VERSION" "missing (run ensure)"
+  fi
   local p
   if p=$(PATH="$(path_dirs | paste -sd: -):$PATH" command -v pulumi); then
     printf '%-28s %-10s %s\n' "pulumi version" "$("$p" version 2>/dev/null)" "$p"

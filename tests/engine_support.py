@@ -6,6 +6,7 @@ folder with its own file backend, so tests never touch the user's stacks or stat
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -27,6 +28,18 @@ def require_tools(*names: str) -> None:
     for name in names:
         require(
             shutil.which(name) is not None, f'{name} not on PATH: run `eval "$(scripts/toolchain.sh env)"`'
+        )
+
+
+def require_plugins(*names: str) -> None:
+    """Resource plugins the engine will find (on PATH or registered in PULUMI_HOME)."""
+    require_tools("pulumi")
+    listed = subprocess.run(["pulumi", "plugin", "ls", "--json"], capture_output=True, text=True)
+    found = {p["name"] for p in json.loads(listed.stdout or "[]")} if listed.returncode == 0 else set()
+    for name in names:
+        require(
+            name in found or shutil.which(f"pulumi-resource-{name}") is not None,
+            f"resource plugin {name} not found: run scripts/toolchain.sh ensure",
         )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.engine_support import project_copy, require_tools, run
+from tests.engine_support import project_copy, require_plugins, require_tools, run
 
 NAMESPACE = "tests-dev"
 SERVICE = "inference"
@@ -26,6 +26,7 @@ SERVICE = "inference"
 def kube_context() -> str:
     context = os.environ.get("TIZI_KUBE_CONTEXT", "kind-tizi")
     require_tools("kubectl", "helm", "pulumi")
+    require_plugins("kubernetes")
     probe = run("kubectl", "--context", context, "get", "--raw", "/readyz", check=False)
     require(
         probe.returncode == 0,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.engine_support import edit_stack, project_copy, require_tools, run
+from tests.engine_support import edit_stack, project_copy, require_plugins, require_tools, run
 
 IMAGE = "tizi/inference-service:0.1.0"
 ENGINE_PORT = 28080
@@ -29,7 +29,8 @@ def docker(*args: str, host: str | None = None, check: bool = True):
 
 @pytest.fixture(scope="session")
 def engine_tools() -> None:
-    require_tools("pulumi", "docker", "pulumi-resource-docker")
+    require_tools("pulumi", "docker")
+    require_plugins("docker")
     require(docker("info", check=False).returncode == 0, "no Docker engine: run scripts/engines.sh start")
     require(
         docker("image", "inspect", IMAGE, check=False).returncode == 0,

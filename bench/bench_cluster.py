@@ -1,0 +1,138 @@
+"""Benchmark the Kubernetes target: `pulumi up` to Ready versus `helm install --wait`.
+
+Same chart, same values (`tizi values stacks/Pulumi.kind.yaml`), same cluster, alternated
+three times each so both see the same machine load; prints medians and the ratio (goal:
+Pulumi within 1.2x of Helm).  Then the cluster's cached start time (stop, start, Ready;
+goal under 60 s).  The cold build time of the cluster is in scripts/CLUSTER.md.
+
+    eval "$(scripts/toolchain.sh env)"; eval "$(scripts/cluster.sh env)"
+    .venv/bin/python bench/bench_cluster.py [--rounds 3] [--skip-restart]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from components.automation import select_stack  # noqa: E402
+from components.chart_values import CHART_DIR  # noqa: E402
+from tests.engine_support import project_copy  # noqa: E402
+
+CONTEXT = os.environ.get("TIZI_KUBE_CONTEXT", "kind-tizi")
+HELM_NS = "tizi-bench-helm"
+
+
+def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["kubectl", "--context", CONTEXT, *args], input=stdin, text=True, capture_output=True, check=check
+    )
+
+
+def wait_rollout(namespace: str) -> None:
+    kubectl("-n", namespace, "rollout", "status", "deployment/inference", "--timeout=300s")
+
+
+def pulumi_round(stack) -> float:
+    started = time.perf_counter()
+    stack.up()
+    wait_rollout("tests-dev")
+    elapsed = time.perf_counter() - started
+    stack.destroy()
+    return elapsed
+
+
+def helm_round(values: Path) -> float:
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": HELM_NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "inference-api-keys", "namespace": HELM_NS},
+        "stringData": {"key-0": "bench-key-0123456789abcdef"},
+    }
+    started = time.perf_counter()
+    for document in (namespace, secret):  # what the Pulumi component creates before the chart
+        kubectl("apply", "-f", "-", stdin=json.dumps(document))
+    subprocess.run(
+        [
+            "helm",
+            "--kube-context",
+            CONTEXT,
+            "install",
+            "inference",
+            str(CHART_DIR),
+            "-n",
+            HELM_NS,
+            "-f",
+            str(values),
+            "--wait",
+            "--timeout",
+            "300s",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    elapsed = time.perf_counter() - started
+    subprocess.run(
+        ["helm", "--kube-context", CONTEXT, "uninstall", "inference", "-n", HELM_NS, "--wait"],
+        check=True,
+        capture_output=True,
+    )
+    kubectl("delete", "namespace", HELM_NS, "--wait=true")
+    return elapsed
+
+
+def cluster_restart() -> float:
+    script = str(REPO / "scripts" / "cluster.sh")
+    subprocess.run([script, "stop"], check=True, capture_output=True)
+    started = time.perf_counter()
+    subprocess.run([script, "start"], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-restart", action="store_true", help="do not stop and start the cluster")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tizi-bench-cluster-") as tmp:
+        root = Path(tmp)
+        values = root / "values.yaml"
+        values.write_text(
+            subprocess.run(
+                [str(REPO / ".venv" / "bin" / "tizi"), "values", str(REPO / "stacks" / "Pulumi.kind.yaml")],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        stack = select_stack("kind", project_copy(root / "project", ["kind"]), state_dir=root / "state")
+        pulumi_s, helm_s = [], []
+        for _ in range(args.rounds):
+            pulumi_s.append(pulumi_round(stack))
+            helm_s.append(helm_round(values))
+        stack.workspace.remove_stack("kind")
+    p, h = statistics.median(pulumi_s), statistics.median(helm_s)
+    print(f"pulumi up -> Ready: {', '.join(f'{s:.1f}' for s in pulumi_s)} s, median {p:.1f} s")
+    print(f"helm install --wait: {', '.join(f'{s:.1f}' for s in helm_s)} s, median {h:.1f} s")
+    print(f"ratio pulumi/helm: {p / h:.2f}x (goal <= 1.2x)")
+    if not args.skip_restart:
+        start_s = cluster_restart()
+        print(f"cluster start, cached (stop then start to a Ready node): {start_s:.1f} s (goal < 60 s)")
+
+
+if __name__ == "__main__":
+    main()
