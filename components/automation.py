@@ -11,6 +11,9 @@ machines without internet (see README, "Toolchain"); on a normal machine plain
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +75,24 @@ def _machine_passphrase_file() -> Path:
     return path
 
 
+def use_toolchain() -> None:
+    """Put the offline toolchain (scripts/toolchain.sh) in this process's environment when no
+    ``pulumi`` is on PATH, so ``tizi up`` and ``tizi key`` work from a plain shell."""
+    script = REPO / "scripts" / "toolchain.sh"
+    if shutil.which("pulumi") or not script.exists():
+        return
+    exports = subprocess.run(["bash", str(script), "env"], capture_output=True, text=True, check=False).stdout
+    for line in exports.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        if name == "PATH":
+            os.environ["PATH"] = os.path.expandvars(shlex.split(value)[0])
+        elif name:
+            os.environ.setdefault(name, shlex.split(value)[0])
+
+
 def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = None) -> auto.Stack:
     """Create or select ``stack`` of the project in ``work_dir`` with the inline program."""
+    use_toolchain()
     settings = engine_settings(stack, state_dir)
     return auto.create_or_select_stack(
         stack_name=stack,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from components.cli.check import check
-from components.cli.deploy import destroy, preview, up
+from components.cli.deploy import destroy, key, preview, up
 from components.cli.regions import regions
 from components.cli.stack import stack
 from components.cli.values import values
@@ -28,6 +28,7 @@ main.add_command(values)
 main.add_command(preview)
 main.add_command(up)
 main.add_command(destroy)
+main.add_command(key)
 
 try:  # the offline bundle commands live beside the edge tooling
     from components.cli.bundle import bundle

@@ -44,8 +44,7 @@ def _echo(line: str) -> None:
 
 def curl_line(stack_name: str, endpoint: str) -> str:
     """A working curl command that reads the key from the stack instead of printing it."""
-    key = f"$(pulumi config get tizi:apiKeys --stack {stack_name} | cut -d, -f1)"
-    return f'curl -s -H "Authorization: Bearer {key}" {endpoint}/v1/models'
+    return f'curl -s -H "Authorization: Bearer $(tizi key --stack {stack_name})" {endpoint}/v1/models'
 
 
 @click.command()
@@ -73,6 +72,20 @@ def up(stack_name: str, work_dir: Path | None, as_json: bool) -> None:
         click.echo(f"  {target}: {endpoint}")
         if endpoint.startswith("http://127.0.0.1") or endpoint.startswith("http://localhost"):
             click.echo(f"    {curl_line(stack_name, endpoint)}")
+
+
+@click.command()
+@_stack_option
+@_work_dir_option
+@click.option("--index", default=0, show_default=True, help="Which key of tizi:apiKeys to print.")
+def key(stack_name: str, work_dir: Path | None, index: int) -> None:
+    """Print one API key of STACK (decrypted): for a curl line, never for a log."""
+    from components.secrets import split_keys
+
+    keys = split_keys(_stack(stack_name, work_dir).get_config("tizi:apiKeys").value)
+    if not 0 <= index < len(keys):
+        raise click.ClickException(f"{stack_name} has {len(keys)} key(s); --index {index} is out of range")
+    click.echo(keys[index])
 
 
 @click.command()
