@@ -10,16 +10,20 @@ machines without internet (see README, "Toolchain"); on a normal machine plain
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from pulumi import automation as auto
 
 from components.program import run
+from components.recovery import pending_orphans, remove_orphans
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("TIZI_CACHE", Path.home() / ".cache" / "tizi"))
@@ -90,11 +94,59 @@ def use_toolchain() -> None:
             os.environ.setdefault(name, shlex.split(value)[0])
 
 
+def _pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie (killed, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def clear_stale_locks(backend_url: str, project: str, stack: str) -> list[Path]:
+    """Remove the file backend's locks left by an update that was killed on this host.
+
+    A killed ``pulumi up`` leaves its lock behind and every later run refuses to start;
+    a lock whose process is gone from this very host cannot protect anything.  Locks of
+    live processes or of other hosts are left alone.
+    """
+    if not backend_url.startswith("file://"):
+        return []
+    folder = (
+        Path(backend_url.removeprefix("file://")) / ".pulumi" / "locks" / "organization" / project / stack
+    )
+    removed = []
+    for lock in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            holder = json.loads(lock.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if holder.get("hostname") == socket.gethostname() and not _pid_alive(int(holder.get("pid", 0))):
+            lock.unlink(missing_ok=True)
+            removed.append(lock)
+            print(
+                f"tizi: removed the lock of an interrupted update (pid {holder.get('pid')} is gone)",
+                file=sys.stderr,
+            )
+    return removed
+
+
 def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = None) -> auto.Stack:
-    """Create or select ``stack`` of the project in ``work_dir`` with the inline program."""
+    """Create or select ``stack`` of the project in ``work_dir`` with the inline program.
+
+    An update killed half-way leaves a stale lock (cleared here) and pending operations,
+    which the next update reports and converges from.
+    """
     use_toolchain()
     settings = engine_settings(stack, state_dir)
-    return auto.create_or_select_stack(
+    interrupted = clear_stale_locks(settings.backend_url, "tizi", stack)
+    selected = auto.create_or_select_stack(
         stack_name=stack,
         project_name="tizi",
         program=run,
@@ -104,3 +156,6 @@ def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = Non
             secrets_provider="passphrase",
         ),
     )
+    if interrupted:
+        remove_orphans(pending_orphans(selected.export_stack().deployment))
+    return selected

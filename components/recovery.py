@@ -1,0 +1,73 @@
+"""Converge after an interrupted update: what a killed `pulumi up` leaves, and how to clear it.
+
+A crash mid-update leaves two things: the file backend's lock (cleared by
+``automation.clear_stale_locks``) and *pending creates*, resources whose creation had
+started but was never recorded.  For edge containers that means an orphan container
+holding the very name the next attempt will use (names are per revision), so the next
+`up` fails with a name conflict.  An orphan never served as the recorded container and
+may be half-made (created without its key files), so it is removed, not adopted; the
+next `up` creates it properly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+CONTAINER = "docker:index/container:Container"
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A container whose creation was interrupted: where it lives and its name."""
+
+    host: str
+    name: str
+
+
+def _plain(value: Any) -> Any:
+    """Values from ``export_stack`` (which shows secrets) with their secret envelopes removed."""
+    if isinstance(value, dict) and "plaintext" in value:
+        import json
+
+        return json.loads(value["plaintext"])
+    return value
+
+
+def _provider_host(resources: list[dict], provider_ref: str) -> str:
+    urn = provider_ref.rsplit("::", 1)[0]
+    for resource in resources:
+        if resource.get("urn") == urn:
+            return _plain((resource.get("inputs") or {}).get("host")) or "unix:///var/run/docker.sock"
+    return "unix:///var/run/docker.sock"
+
+
+def pending_orphans(deployment: dict) -> list[Orphan]:
+    """Containers of the checkpoint's pending creates."""
+    resources = deployment.get("resources") or []
+    orphans = []
+    for operation in deployment.get("pending_operations") or []:
+        resource = operation.get("resource") or {}
+        if operation.get("type") != "creating" or resource.get("type") != CONTAINER:
+            continue
+        name = _plain((resource.get("inputs") or {}).get("name"))
+        if isinstance(name, str) and name:
+            orphans.append(Orphan(_provider_host(resources, resource.get("provider", "")), name))
+    return orphans
+
+
+def remove_orphans(orphans: list[Orphan]) -> list[Orphan]:
+    """Remove each orphan container if it exists; returns those removed."""
+    removed = []
+    for orphan in orphans:
+        result = subprocess.run(["docker", "--host", orphan.host, "rm", "-f", orphan.name],
+                                capture_output=True, text=True, check=False)  # fmt: skip
+        if result.returncode == 0:
+            removed.append(orphan)
+            print(
+                f"tizi: removed {orphan.name} on {orphan.host}, left by an interrupted update",
+                file=sys.stderr,
+            )
+    return removed
