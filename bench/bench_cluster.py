@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from components.automation import select_stack  # noqa: E402
 from components.chart_values import CHART_DIR  # noqa: E402
-from tests.engine_support import project_copy  # noqa: E402
+from tests.engine_support import helm_prerequisites, project_copy  # noqa: E402
 
 CONTEXT = os.environ.get("TIZI_KUBE_CONTEXT", "kind-tizi")
 HELM_NS = "tizi-bench-helm"
@@ -52,19 +52,10 @@ def pulumi_round(stack) -> float:
 
 
 def helm_round(values: Path) -> float:
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": HELM_NS, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
-    }
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "inference-api-keys", "namespace": HELM_NS},
-        "stringData": {"key-0": "bench-key-0123456789abcdef"},
-    }
     started = time.perf_counter()
-    for document in (namespace, secret):  # what the Pulumi component creates before the chart
+    for document in helm_prerequisites(
+        HELM_NS, "bench-key-0123456789abcdef"
+    ):  # what the Pulumi component creates before the chart
         kubectl("apply", "-f", "-", stdin=json.dumps(document))
     subprocess.run(
         [

@@ -68,6 +68,24 @@ def raw_state(state_dir: Path, stack: str) -> str:
     return matches[0].read_text()
 
 
+def helm_prerequisites(namespace: str, key: str) -> list[dict]:
+    """What the chart expects to exist when installed without Pulumi: a restricted namespace
+    and the Secret holding the API keys (the Kubernetes component creates both)."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "inference-api-keys", "namespace": namespace},
+            "stringData": {"key-0": key},
+        },
+    ]
+
+
 def http_status(url: str, key: str | None = None, timeout: float = 3.0) -> int:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
     try:

@@ -11,7 +11,7 @@ import yaml
 
 from components.chart_values import CHART_DIR
 from tests.conftest import REPO
-from tests.engine_support import http_status, run, wait_for
+from tests.engine_support import helm_prerequisites, http_status, run, wait_for
 
 NAMESPACE = "tizi-helm-only"
 
@@ -25,18 +25,7 @@ def tizi_values(stack: str) -> str:
 @pytest.fixture
 def helm_namespace(kube_context, core):
     """A restricted namespace holding the key Secret the chart expects, removed afterwards."""
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
-    }
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "inference-api-keys", "namespace": NAMESPACE},
-        "stringData": {"key-0": "helm-only-key-0123456789abcdef"},
-    }
-    for document in (namespace, secret):
+    for document in helm_prerequisites(NAMESPACE, "helm-only-key-0123456789abcdef"):
         run("kubectl", "--context", kube_context, "apply", "-f", "-", input=json.dumps(document))
     yield NAMESPACE
     run("helm", "--kube-context", kube_context, "uninstall", "inference", "-n", NAMESPACE, check=False)
