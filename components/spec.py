@@ -16,20 +16,16 @@ from typing import Any
 from components.catalogue import TargetKind
 from components.problems import Problem, StackError
 from components.residency import DataClass, LegalBasis, LegalBasisKind
+from components.settings_reader import DNS_LABEL, REGION_ID, SLUG, SettingsReader
+from components.spec_targets import Target, read_targets
 
 #: Language codes the kit understands (ISO 639-3 for Darija and Standard Moroccan Amazigh).
 LANGUAGES = ("ar", "ary", "zgh", "fr", "en", "es")
 ENVIRONMENTS = ("dev", "test", "staging", "prod")
-EDGE_PULL_POLICIES = ("never", "missing")
-#: 0.0.0.0 serves the site's network; 127.0.0.1 keeps the service behind a local proxy or tunnel.
-BIND_ADDRESSES = ("0.0.0.0", "127.0.0.1")
-KOYEB_INSTANCE_TYPES = ("nano", "micro", "small", "medium", "large", "xlarge")
 GPU_TYPES = ("nvidia-t4", "nvidia-l4", "nvidia-a10", "nvidia-a100", "nvidia-h100")
 MODEL_SOURCE_SCHEMES = ("image", "pypi", "file", "pvc")
 SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 
-_SLUG = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
-_DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
@@ -39,7 +35,6 @@ _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[a-z][A-Za-z0-9]{0,40}$")
 _CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
 _MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)$")
-_DOCKER_HOST = re.compile(r"^(unix:///\S+|tcp://[A-Za-z0-9.-]+:[0-9]+|ssh://[A-Za-z0-9@._-]+(:[0-9]+)?)$")
 
 #: Keys a stack may set under ``tizi:``; anything else is a typo worth stopping for.
 TOP_LEVEL_KEYS = (
@@ -113,27 +108,6 @@ class Scaling:
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where one copy of the service runs.  Fields unused by a kind stay empty.
-
-    ``region`` is the placement this target is judged on: the stack region for
-    Kubernetes and Knative, the Koyeb region, or the edge site.
-    """
-
-    kind: TargetKind
-    name: str
-    region: str
-    context: str = ""
-    namespace: str = ""
-    ingress_namespace: str = ""
-    host: str = ""
-    host_port: int = 0
-    bind_address: str = "0.0.0.0"
-    image_pull: str = "missing"
-    instance_type: str = "nano"
-
-
-@dataclass(frozen=True)
 class ServiceSpec:
     """Everything a target needs to run the service; built only by ``parse_spec``."""
 
@@ -189,88 +163,18 @@ class ServiceSpec:
         return match.group("repo") if match else self.image
 
 
-class _Reader:
-    """Reads typed values from nested settings, recording a Problem instead of raising."""
-
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        self.settings = settings
-        self.problems: list[Problem] = []
-
-    def fail(self, key: str, value: Any, allowed: str) -> None:
-        self.problems.append(Problem(key, value, allowed))
-
-    def section(self, key: str) -> Mapping[str, Any]:
-        value = self.settings.get(key, {})
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.fail(key, value, "must be a mapping")
-            return {}
-        return value
-
-    def unknown(self, key: str, section: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-        for name in section:
-            if name not in allowed:
-                self.fail(
-                    f"{key}.{name}" if key else name,
-                    section[name],
-                    f"unknown key; allowed keys: {', '.join(allowed)}",
-                )
-
-    def string(
-        self, key: str, value: Any, pattern: re.Pattern[str] | None, allowed: str, default: str | None = None
-    ) -> str:
-        if value is None and default is not None:
-            return default
-        if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
-            self.fail(key, value, allowed)
-            return default or ""
-        return value
-
-    def choice(self, key: str, value: Any, choices: tuple[str, ...], default: str | None = None) -> str:
-        if value is None and default is not None:
-            return default
-        if value not in choices:
-            self.fail(key, value, f"must be one of {', '.join(choices)}")
-            return default or ""
-        return value
-
-    def integer(
-        self, key: str, value: Any, minimum: int, maximum: int | None = None, default: int | None = None
-    ) -> int:
-        if value is None and default is not None:
-            return default
-        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < minimum
-            or (maximum is not None and value > maximum)
-        ):
-            self.fail(key, value, f"must be an integer {bounds}")
-            return default if default is not None else minimum
-        return value
-
-    def strings(self, key: str, value: Any, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        if value is None:
-            return default
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(key, value, "must be a list of strings")
-            return default
-        return tuple(value)
-
-    def codes(self, key: str, value: Any, required: bool) -> tuple[str, ...]:
-        if value is None and not required:
-            return ()
-        codes = self.strings(key, value)
-        if required and not codes:
-            self.fail(key, value, f"must list at least one language of {', '.join(LANGUAGES)}")
-        for code in codes:
-            if code not in LANGUAGES:
-                self.fail(key, code, f"unknown language code; allowed: {', '.join(LANGUAGES)}")
-        if len(set(codes)) != len(codes):
-            self.fail(key, value, "must not repeat a language")
-        return codes
+def _language_codes(r: SettingsReader, key: str, value: Any, required: bool) -> tuple[str, ...]:
+    if value is None and not required:
+        return ()
+    codes = r.strings(key, value)
+    if required and not codes:
+        r.fail(key, value, f"must list at least one language of {', '.join(LANGUAGES)}")
+    for code in codes:
+        if code not in LANGUAGES:
+            r.fail(key, code, f"unknown language code; allowed: {', '.join(LANGUAGES)}")
+    if len(set(codes)) != len(codes):
+        r.fail(key, value, "must not repeat a language")
+    return codes
 
 
 def parse_spec(settings: Mapping[str, Any]) -> ServiceSpec:
@@ -289,13 +193,13 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
     Residency is *not* judged here (see ``placement.place``), but cross-field rules about
     the spec itself (scale-to-zero per target, languages, GPUs on edge) are.
     """
-    r = _Reader(settings)
+    r = SettingsReader(settings)
     r.unknown("", settings, TOP_LEVEL_KEYS)
 
     ministry = r.string(
         "ministry",
         settings.get("ministry"),
-        _SLUG,
+        SLUG,
         "must be a lowercase slug (a-z, 0-9, '-'), 2-30 characters",
     )
     environment = r.choice("environment", settings.get("environment"), ENVIRONMENTS)
@@ -304,7 +208,7 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
     region = r.string(
         "region",
         settings.get("region"),
-        _SLUG_REGION,
+        REGION_ID,
         "must be a region id from the catalogue (see `tizi regions`)",
     )
     fallback = r.strings("fallbackRegions", settings.get("fallbackRegions"))
@@ -314,14 +218,14 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
     if len(set(fallback)) != len(fallback):
         r.fail("fallbackRegions", list(fallback), "must not repeat a region")
     legal_basis = _legal_basis(r, settings.get("legalBasis"))
-    languages = r.codes("languages", settings.get("languages"), required=False)
+    languages = _language_codes(r, "languages", settings.get("languages"), required=False)
 
     service = r.section("service")
     r.unknown("service", service, ("name", "image", "command", "args", "port", "env", "secrets", "health"))
     name = r.string(
         "service.name",
         service.get("name"),
-        _DNS_LABEL,
+        DNS_LABEL,
         "must be a DNS label: lowercase letters, digits and '-', 1-40 characters",
         default="inference",
     )
@@ -334,7 +238,7 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
     model = _model(r, r.section("model"))
     resources = _resources(r, r.section("resources"))
     scaling = _scaling(r, r.section("scaling"))
-    targets = _targets(r, settings.get("targets"), region, ministry, environment)
+    targets = read_targets(r, settings.get("targets"), region, ministry, environment)
 
     for code in languages:
         if code in LANGUAGES and code not in model.languages:
@@ -371,10 +275,7 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
     return spec, r.problems
 
 
-_SLUG_REGION = re.compile(r"^[a-z]{2}-[a-z0-9-]{2,60}$")
-
-
-def _legal_basis(r: _Reader, raw: Any) -> LegalBasis | None:
+def _legal_basis(r: SettingsReader, raw: Any) -> LegalBasis | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
@@ -393,7 +294,7 @@ def _legal_basis(r: _Reader, raw: Any) -> LegalBasis | None:
     return LegalBasis(LegalBasisKind(kind), reference.strip()) if kind else None
 
 
-def _image(r: _Reader, raw: Any, environment: str) -> str:
+def _image(r: SettingsReader, raw: Any, environment: str) -> str:
     image = r.string(
         "service.image", raw, _IMAGE, "must be an image reference repository[:tag][@sha256:<64 hex>]"
     )
@@ -405,7 +306,7 @@ def _image(r: _Reader, raw: Any, environment: str) -> str:
     return image
 
 
-def _env(r: _Reader, raw: Any) -> dict[str, str]:
+def _env(r: SettingsReader, raw: Any) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -430,7 +331,7 @@ def _env(r: _Reader, raw: Any) -> dict[str, str]:
     return env
 
 
-def _secret_names(r: _Reader, raw: Any, settings: Mapping[str, Any]) -> tuple[str, ...]:
+def _secret_names(r: SettingsReader, raw: Any, settings: Mapping[str, Any]) -> tuple[str, ...]:
     names = r.strings("service.secrets", raw, default=("apiKeys",))
     if "apiKeys" not in names:
         r.fail(
@@ -444,7 +345,7 @@ def _secret_names(r: _Reader, raw: Any, settings: Mapping[str, Any]) -> tuple[st
     return names
 
 
-def _health(r: _Reader, raw: Any) -> Health:
+def _health(r: SettingsReader, raw: Any) -> Health:
     if raw is None:
         return Health()
     if not isinstance(raw, Mapping):
@@ -461,7 +362,7 @@ def _health(r: _Reader, raw: Any) -> Health:
     return Health(startup=read("startup"), liveness=read("liveness"), readiness=read("readiness"))
 
 
-def _model(r: _Reader, raw: Mapping[str, Any]) -> Model:
+def _model(r: SettingsReader, raw: Mapping[str, Any]) -> Model:
     r.unknown("model", raw, ("name", "source", "size", "languages"))
     name = r.string(
         "model.name",
@@ -482,11 +383,11 @@ def _model(r: _Reader, raw: Mapping[str, Any]) -> Model:
     size = r.string(
         "model.size", raw.get("size"), _MEMORY, "must be a size such as 20Mi or 4Gi", default="100Mi"
     )
-    languages = r.codes("model.languages", raw.get("languages"), required=True)
+    languages = _language_codes(r, "model.languages", raw.get("languages"), required=True)
     return Model(name=name, source=source or "", size=size, languages=languages)
 
 
-def _resources(r: _Reader, raw: Mapping[str, Any]) -> Resources:
+def _resources(r: SettingsReader, raw: Mapping[str, Any]) -> Resources:
     r.unknown("resources", raw, ("cpu", "memory", "gpu"))
     defaults = Resources()
     cpu = raw.get("cpu", defaults.cpu)
@@ -518,7 +419,7 @@ def _resources(r: _Reader, raw: Mapping[str, Any]) -> Resources:
     return Resources(cpu=cpu, memory=memory, gpu_count=count, gpu_type=gpu_type or "")
 
 
-def _scaling(r: _Reader, raw: Mapping[str, Any]) -> Scaling:
+def _scaling(r: SettingsReader, raw: Mapping[str, Any]) -> Scaling:
     r.unknown("scaling", raw, ("min", "max", "targetConcurrency"))
     defaults = Scaling()
     low = r.integer("scaling.min", raw.get("min"), 0, default=defaults.min)
@@ -535,124 +436,10 @@ def _scaling(r: _Reader, raw: Mapping[str, Any]) -> Scaling:
     return Scaling(min=low, max=high, target_concurrency=concurrency)
 
 
-_TARGET_KEYS: dict[TargetKind, tuple[str, ...]] = {
-    TargetKind.KUBERNETES: ("kind", "name", "context", "namespace", "ingressNamespace"),
-    TargetKind.KNATIVE: ("kind", "name", "context", "namespace"),
-    TargetKind.KOYEB: ("kind", "name", "region", "instanceType"),
-    TargetKind.EDGE: ("kind", "name", "site", "host", "hostPort", "bindAddress", "imagePull"),
-}
-
-
-def _targets(r: _Reader, raw: Any, region: str, ministry: str, environment: str) -> tuple[Target, ...]:
-    if not isinstance(raw, list) or not raw:
-        r.fail("targets", raw, "must be a non-empty list of targets (kind: kubernetes, knative, koyeb, edge)")
-        return ()
-    targets: list[Target] = []
-    for index, item in enumerate(raw):
-        key = f"targets[{index}]"
-        if not isinstance(item, Mapping):
-            r.fail(key, item, "must be a mapping with at least a kind")
-            continue
-        kind_raw = r.choice(f"{key}.kind", item.get("kind"), tuple(k.value for k in TargetKind))
-        if not kind_raw:
-            continue
-        kind = TargetKind(kind_raw)
-        r.unknown(key, item, _TARGET_KEYS[kind])
-        name = r.string(
-            f"{key}.name",
-            item.get("name"),
-            _DNS_LABEL,
-            "must be a DNS label, unique among targets",
-            default=kind.value,
-        )
-        targets.append(_target(r, key, kind, name, item, region, ministry, environment))
-    names = [t.name for t in targets]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        r.fail("targets", names, f"target names must be unique; {name!r} repeats (set name: on each)")
-    return tuple(targets)
-
-
-def _target(
-    r: _Reader,
-    key: str,
-    kind: TargetKind,
-    name: str,
-    item: Mapping[str, Any],
-    region: str,
-    ministry: str,
-    environment: str,
-) -> Target:
-    context_re = re.compile(r"^[A-Za-z0-9@._:/-]{1,120}$")
-    if kind in (TargetKind.KUBERNETES, TargetKind.KNATIVE):
-        default_ns = f"{ministry}-{environment}" if ministry and environment else "tizi"
-        return Target(
-            kind=kind,
-            name=name,
-            region=region,
-            context=r.string(
-                f"{key}.context",
-                item.get("context"),
-                context_re,
-                "must be a kubeconfig context name",
-                default="",
-            ),
-            namespace=r.string(
-                f"{key}.namespace",
-                item.get("namespace"),
-                _DNS_LABEL,
-                "must be a DNS label",
-                default=default_ns,
-            ),
-            ingress_namespace=r.string(
-                f"{key}.ingressNamespace",
-                item.get("ingressNamespace"),
-                _DNS_LABEL,
-                "must be a DNS label",
-                default="",
-            ),
-        )
-    if kind is TargetKind.KOYEB:
-        return Target(
-            kind=kind,
-            name=name,
-            region=r.string(
-                f"{key}.region",
-                item.get("region"),
-                _SLUG_REGION,
-                "must be a catalogue region that Koyeb serves (eu-paris, eu-frankfurt)",
-            ),
-            instance_type=r.choice(
-                f"{key}.instanceType", item.get("instanceType"), KOYEB_INSTANCE_TYPES, default="nano"
-            ),
-        )
-    site = r.string(
-        f"{key}.site",
-        item.get("site"),
-        re.compile(r"^ma-edge-[a-z0-9-]{2,40}$"),
-        "must be an edge site id ma-edge-<site>",
-    )
-    return Target(
-        kind=kind,
-        name=name,
-        region=site,
-        host=r.string(
-            f"{key}.host",
-            item.get("host"),
-            _DOCKER_HOST,
-            "must be a Docker host URL: unix:///path, tcp://host:port or ssh://[user@]host[:port]",
-        ),
-        host_port=r.integer(f"{key}.hostPort", item.get("hostPort"), 1024, 65535, default=8080),
-        bind_address=r.choice(
-            f"{key}.bindAddress", item.get("bindAddress"), BIND_ADDRESSES, default="0.0.0.0"
-        ),
-        image_pull=r.choice(f"{key}.imagePull", item.get("imagePull"), EDGE_PULL_POLICIES, default="missing"),
-    )
-
-
 _SCALE_TO_ZERO = (TargetKind.KNATIVE, TargetKind.KOYEB)
 
 
-def _scale_to_zero(r: _Reader, scaling: Scaling, targets: tuple[Target, ...]) -> None:
+def _scale_to_zero(r: SettingsReader, scaling: Scaling, targets: tuple[Target, ...]) -> None:
     if scaling.min != 0:
         return
     for index, target in enumerate(targets):
@@ -665,7 +452,7 @@ def _scale_to_zero(r: _Reader, scaling: Scaling, targets: tuple[Target, ...]) ->
             )
 
 
-def _gpu_targets(r: _Reader, resources: Resources, targets: tuple[Target, ...]) -> None:
+def _gpu_targets(r: SettingsReader, resources: Resources, targets: tuple[Target, ...]) -> None:
     if resources.gpu_count == 0:
         return
     for index, target in enumerate(targets):
