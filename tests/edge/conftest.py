@@ -127,10 +127,18 @@ class EdgeService:
         return json.loads(docker(self.engine, "inspect", self.plan.name).stdout)[0]
 
     def remove(self) -> None:
-        if not self.removed:
+        """Remove the container and both its volumes; retried, since an ssh connection to
+        an engine that was just restarted can fail once."""
+        if self.removed:
+            return
+        for _ in range(3):
             docker(self.engine, "rm", "-f", "-v", self.plan.name, check=False)
-            docker(self.engine, "volume", "rm", "-f", self.plan.secrets_volume, check=False)
-            self.removed = True
+            if docker(self.engine, "inspect", self.plan.name, check=False).returncode != 0:
+                break
+            time.sleep(1)
+        for volume in (self.plan.secrets_volume, self.plan.model_volume):
+            docker(self.engine, "volume", "rm", "-f", volume, check=False)
+        self.removed = True
 
 
 def _key_tar(plan: EdgeContainerPlan, keys: dict[str, str]) -> bytes:
