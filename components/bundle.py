@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -289,9 +288,3 @@ def load_bundle(path: Path, docker_host: str | None = None) -> str:
     if loaded != manifest["image"]["id"]:
         raise BundleError(f"loaded {ref} has id {loaded}, manifest says {manifest['image']['id']}")
     return ref
-
-
-def copy_bundle(src: Path, dst: Path) -> None:
-    """Copy a bundle (e.g. to removable media), then verify the copy."""
-    shutil.copyfile(src, dst)
-    verify_bundle(dst)

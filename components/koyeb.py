@@ -38,10 +38,15 @@ def koyeb_region(region_id: str) -> str:
     return region.koyeb_region
 
 
+def koyeb_app_name(spec: ServiceSpec) -> str:
+    """Koyeb names are global to an organisation: ministry and environment keep them apart."""
+    return f"{spec.ministry}-{spec.environment}-{spec.name}"
+
+
 def service_definition(spec: ServiceSpec, placement: TargetPlacement, secret_name: pulumi.Input[str]) -> dict:
     """The Koyeb service definition for the spec: scale-to-zero and concurrency included."""
     target = placement.target
-    app_name = f"{spec.ministry}-{spec.environment}-{spec.name}"
+    app_name = koyeb_app_name(spec)
     envs = [{"key": name, "value": value} for name, value in sorted(spec.container_env.items())]
     envs.append({"key": API_KEYS_ENV, "secret": secret_name})
     return {
@@ -76,7 +81,7 @@ class KoyebService(pulumi.ComponentResource):
         super().__init__("tizi:serverless:KoyebService", name, None, opts)
         spec = args.spec
         child = pulumi.ResourceOptions(parent=self)
-        app_name = f"{spec.ministry}-{spec.environment}-{spec.name}"
+        app_name = koyeb_app_name(spec)
         secret = koyeb.Secret(
             f"{name}-api-keys",
             name=f"{app_name}-api-keys",

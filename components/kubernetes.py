@@ -112,14 +112,10 @@ class KubernetesService(pulumi.ComponentResource):
         )
         self.namespace = namespace.metadata.name
         self.release_name = release.name
-        if args.knative:
-            self.endpoint = pulumi.Output.concat(
-                "http://", spec.name, ".", target.namespace, ".svc.cluster.local"
-            )
-        else:
-            self.endpoint = pulumi.Output.concat(
-                "http://", spec.name, ".", target.namespace, ".svc.cluster.local:80"
-            )
+        # the chart's Service (or Knative's) answers on port 80 at the release's name
+        self.endpoint = pulumi.Output.concat(
+            "http://", spec.name, ".", target.namespace, ".svc.cluster.local:80"
+        )
         self.register_outputs(
             {"namespace": self.namespace, "release_name": self.release_name, "endpoint": self.endpoint}
         )

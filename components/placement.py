@@ -31,9 +31,6 @@ class Placement:
 
     targets: tuple[TargetPlacement, ...]
 
-    def for_target(self, name: str) -> TargetPlacement:
-        return next(p for p in self.targets if p.target.name == name)
-
 
 def _region_key(target: Target, index: int) -> str:
     if target.kind is TargetKind.KOYEB:

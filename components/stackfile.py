@@ -27,11 +27,6 @@ class StackFile:
     settings: dict[str, Any]
     secrets: dict[str, str]
 
-    @property
-    def stack_name(self) -> str:
-        name = self.path.name
-        return name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")
-
 
 class StackFileError(ValueError):
     """The file is not a readable Pulumi stack file at all."""

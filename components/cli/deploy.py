@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -95,4 +94,3 @@ def destroy(stack_name: str, work_dir: Path | None) -> None:
     """Destroy everything STACK deployed."""
     result = _stack(stack_name, work_dir).destroy(on_output=_echo)
     click.echo(f"{stack_name}: destroyed ({result.summary.resource_changes})")
-    sys.stdout.flush()

@@ -114,11 +114,16 @@ def stack_config(stack_file: Path, api_keys: str) -> tuple[dict[str, str], list[
     return config, secret_keys
 
 
-def evaluate(config: dict[str, str], secret_keys: list[str], stack: str = "test") -> Evaluation:
-    """Run ``components.program.run`` under mocks with this config; raises what the program raises."""
+def evaluate(
+    config: dict[str, str], secret_keys: list[str], stack: str = "test", evaluation: Evaluation | None = None
+) -> Evaluation:
+    """Run ``components.program.run`` under mocks with this config; raises what the program raises.
+
+    Pass ``evaluation`` to inspect what was registered even when the program raises.
+    """
     from components.program import run
 
-    evaluation = Evaluation()
+    evaluation = evaluation if evaluation is not None else Evaluation()
     mocks = RecordingMocks(evaluation)
     pulumi.runtime.set_mocks(
         mocks, project="tizi", stack=stack, preview=False, monitor=RecordingMonitor(mocks)
