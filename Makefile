@@ -8,7 +8,7 @@ export TIZI_CACHE ?= $(HOME)/.cache/tizi
 # Every recipe line gets the offline toolchain on PATH (pulumi, providers, helm).
 TOOLS := eval "$$(scripts/toolchain.sh env)";
 
-.PHONY: venv toolchain engines image cluster up down test test-unit lint bench
+.PHONY: venv toolchain engines image cluster up down test test-unit lint
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml

@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.automation import select_stack  # noqa: E402
-from components.chart_values import CHART_DIR  # noqa: E402
+from components.ops.engine import select_stack  # noqa: E402
+from components.targets.chart_values import CHART_DIR  # noqa: E402
 from tests.engine_support import helm_prerequisites, project_copy  # noqa: E402
 
 CONTEXT = os.environ.get("TIZI_KUBE_CONTEXT", "kind-tizi")

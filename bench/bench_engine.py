@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 import pulumi  # noqa: E402
 from pulumi import automation as auto  # noqa: E402
 
-from components.automation import engine_settings, select_stack  # noqa: E402
+from components.ops.engine_env import engine_settings, select_stack  # noqa: E402
 from tests.engine_support import edit_stack, project_copy  # noqa: E402
 from tests.unit.pulumi_harness import evaluate, stack_config  # noqa: E402
 from tests.unit.settings import API_KEYS  # noqa: E402

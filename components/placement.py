@@ -1,6 +1,6 @@
 """Placement: judge every region a spec would use against the residency rules.
 
-Runs after ``parse_spec`` and before any resource exists.  Each target is judged on
+Runs after ``read_spec`` and before any resource exists.  Each target is judged on
 its own region (Kubernetes and Knative also on every fallback region, which must
 satisfy the same rules), and the decisions are kept so the program can export the
 rule that allowed the chosen region.
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.catalogue import Catalogue, TargetKind, load_catalogue
-from components.problems import Problem, StackError
-from components.residency import Decision, allowed_regions, decide
-from components.spec import ServiceSpec, Target
+from components.problems import Problem
+from components.rules.catalogue import Catalogue, load_catalogue
+from components.rules.residency import Decision, allowed_regions, decide
+from components.spec.service import ServiceSpec
+from components.spec.target import Target
+from components.targets.kinds import KINDS
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,6 @@ class Placement:
     targets: tuple[TargetPlacement, ...]
 
 
-def _region_key(target: Target, index: int) -> str:
-    if target.kind is TargetKind.KOYEB:
-        return f"targets[{index}].region"
-    if target.kind is TargetKind.EDGE:
-        return f"targets[{index}].site"
-    return "region"
-
-
 def _refusal(
     spec: ServiceSpec, catalogue: Catalogue, key: str, target: Target, decision: Decision
 ) -> Problem:
@@ -51,14 +45,6 @@ def _refusal(
         f"refused for data class {spec.data_class.value!r} on {target.kind.value} by rule "
         f"{decision.rule_id} ({decision.reason}; source: {decision.source}); allowed: {allowed_text}",
     )
-
-
-def place(spec: ServiceSpec, catalogue: Catalogue | None = None) -> Placement:
-    """Decide every target's placement or raise StackError citing each refusing rule."""
-    placement, problems = judge(spec, catalogue)
-    if problems:
-        raise StackError(problems)
-    return placement
 
 
 def judge(
@@ -73,14 +59,15 @@ def judge(
     problems: list[Problem] = []
     placements: list[TargetPlacement] = []
     for index, target in enumerate(spec.targets):
-        key = _region_key(target, index)
+        profile = KINDS[target.kind]
+        key = profile.region_setting(index)
         decision = decide(catalogue, target.region, spec.data_class, target.kind, spec.legal_basis)
         if not decision.allowed and key not in skip_keys:
             problem = _refusal(spec, catalogue, key, target, decision)
             if problem not in problems:
                 problems.append(problem)
         fallbacks: list[Decision] = []
-        if target.kind in (TargetKind.KUBERNETES, TargetKind.KNATIVE):
+        if profile.fallbacks:
             for fb_index, region_id in enumerate(spec.fallback_regions):
                 fb = decide(catalogue, region_id, spec.data_class, target.kind, spec.legal_basis)
                 if not fb.allowed and f"fallbackRegions[{fb_index}]" not in skip_keys:

@@ -32,12 +32,9 @@ class StackError(ValueError):
         super().__init__(f"{len(self.problems)} invalid stack setting(s):\n{lines}")
 
 
-_MISSING = object()
-
-
 def render_value(value: Any) -> str:
     """Show a value as the user wrote it; never used for secrets (they are redacted first)."""
-    if value is _MISSING or value is None:
+    if value is None:
         return "(missing)"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)

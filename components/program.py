@@ -3,27 +3,24 @@
 ``__main__.py`` only calls ``run()``; keeping the body here lets unit tests run the exact
 program under Pulumi's mocks.  Validation happens before the first resource is
 registered, so an invalid or non-resident stack fails at preview with nothing created.
+Each target is built by the component module its kind's profile names (``targets.kinds``).
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
-import pulumi_docker as docker
-import pulumi_koyeb as koyeb
-import pulumi_kubernetes as k8s
 
-from components.catalogue import TargetKind
-from components.config_source import read_stack_config
-from components.edge import EdgeService, EdgeServiceArgs
-from components.koyeb import KoyebService, KoyebServiceArgs
-from components.kubernetes import KubernetesService, KubernetesServiceArgs
-from components.labels import label_transform
 from components.placement import TargetPlacement
 from components.problems import StackError
-from components.secrets import split_keys
-from components.validation import ValidStack, validate_settings
+from components.sources.pulumi_config import read_stack_config
+from components.spec.secrets import split_keys
+from components.targets.kinds import KINDS
+from components.targets.labels import label_transform
+from components.validation import ValidStack, validate_stack
 
 
 @dataclass(frozen=True)
@@ -34,59 +31,34 @@ class StackSecrets:
     key_count: int
 
 
-def _kubernetes_target(placement: TargetPlacement, valid: ValidStack, secrets: StackSecrets):
-    target = placement.target
-    provider = k8s.Provider(f"{target.name}-cluster", context=target.context or None)
-    return KubernetesService(
-        target.name,
-        KubernetesServiceArgs(
-            spec=valid.spec,
-            placement=placement,
-            api_keys=secrets.api_keys,
-            knative=target.kind is TargetKind.KNATIVE,
-        ),
-        opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
-    )
-
-
-def _koyeb_target(placement: TargetPlacement, valid: ValidStack, secrets: StackSecrets):
-    provider = koyeb.Provider(f"{placement.target.name}-koyeb")
-    return KoyebService(
-        placement.target.name,
-        KoyebServiceArgs(spec=valid.spec, placement=placement, api_keys=secrets.api_keys),
-        opts=pulumi.ResourceOptions(providers={"koyeb": provider}),
-    )
-
-
-def _edge_target(placement: TargetPlacement, valid: ValidStack, secrets: StackSecrets):
-    target = placement.target
-    provider = docker.Provider(f"{target.name}-engine", host=target.host)
-    return EdgeService(
-        target.name,
-        EdgeServiceArgs(
-            spec=valid.spec, placement=placement, api_keys=secrets.api_keys, key_count=secrets.key_count
-        ),
-        opts=pulumi.ResourceOptions(providers={"docker": provider}),
-    )
-
-
-BUILDERS = {
-    TargetKind.KUBERNETES: _kubernetes_target,
-    TargetKind.KNATIVE: _kubernetes_target,
-    TargetKind.KOYEB: _koyeb_target,
-    TargetKind.EDGE: _edge_target,
-}
-
-
 def validated_stack() -> tuple[ValidStack, StackSecrets]:
     """Read and validate the stack's configuration; a bad stack stops the program here."""
     config = read_stack_config()
     try:
-        valid = validate_settings(config.settings, config.secret_states, config.api_keys_plain)
+        valid = validate_stack(config.input, config.api_keys_plain)
     except StackError as error:
         raise pulumi.RunError(str(error)) from None
     key_count = len(split_keys(config.api_keys_plain or ""))
     return valid, StackSecrets(api_keys=config.secrets["apiKeys"], key_count=key_count)
+
+
+def deploy_target(placement: TargetPlacement, valid: ValidStack, secrets: StackSecrets) -> Any:
+    """The component of one target, from the module its kind's profile names."""
+    module = importlib.import_module(KINDS[placement.target.kind].component)
+    return module.deploy(placement, valid.spec, secrets.api_keys, secrets.key_count)
+
+
+def placement_record(placement: TargetPlacement) -> dict[str, object]:
+    """What the stack exports about one target's placement: the region and the rule that allowed it."""
+    decision = placement.decision
+    return {
+        "kind": placement.target.kind.value,
+        "region": decision.region_id,
+        "rule": decision.rule_id,
+        "reason": decision.reason,
+        "source": decision.source,
+        "fallbacks": [fb.region_id for fb in placement.fallbacks],
+    }
 
 
 def run() -> None:
@@ -96,17 +68,9 @@ def run() -> None:
     endpoints: dict[str, pulumi.Output[str]] = {}
     placements: dict[str, dict[str, object]] = {}
     for placement in valid.placement.targets:
-        component = BUILDERS[placement.target.kind](placement, valid, secrets)
+        component = deploy_target(placement, valid, secrets)
         endpoints[placement.target.name] = component.endpoint
-        decision = placement.decision
-        placements[placement.target.name] = {
-            "kind": placement.target.kind.value,
-            "region": decision.region_id,
-            "rule": decision.rule_id,
-            "reason": decision.reason,
-            "source": decision.source,
-            "fallbacks": [fb.region_id for fb in placement.fallbacks],
-        }
+        placements[placement.target.name] = placement_record(placement)
     pulumi.export("endpoints", endpoints)
     pulumi.export("region", valid.spec.region)
     pulumi.export("dataClass", valid.spec.data_class.value)

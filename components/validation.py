@@ -1,28 +1,20 @@
-"""One entry point that validates a stack's settings completely: spec, secrets, residency.
+"""One entry point that validates a stack completely: readable input, spec, secrets, residency.
 
-``tizi check`` and the Pulumi program both call ``validate_settings`` so a stack file
-that passes the offline check is exactly one that previews, and the error text is the
-same in both places.
+``tizi check`` (on a stack file) and the Pulumi program (on its config) both hand a
+``StackInput`` to ``validate_stack``, so a stack file that passes the offline check is
+exactly one that previews, and the error text is the same in both places.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from components.placement import Placement, judge
 from components.problems import Problem, StackError
-from components.secrets import key_problems
-from components.spec import SECRET_KEYS, ServiceSpec, read_spec
-
-
-class SecretState:
-    """How each secret setting appears: encrypted, in plain text, or missing."""
-
-    ENCRYPTED = "encrypted"
-    PLAINTEXT = "plaintext"
-    MISSING = "missing"
+from components.sources.stack_input import SecretState, StackInput
+from components.spec.secrets import SECRET_KEYS, key_problems
+from components.spec.service import ServiceSpec, read_spec
 
 
 @dataclass(frozen=True)
@@ -33,7 +25,7 @@ class ValidStack:
     placement: Placement
 
 
-def _secret_problems(spec: ServiceSpec, secrets: Mapping[str, str]) -> list[Problem]:
+def _secret_problems(spec: ServiceSpec, secrets: Mapping[str, SecretState]) -> list[Problem]:
     problems = []
     for name in spec.secret_names:
         if name not in SECRET_KEYS:
@@ -56,18 +48,14 @@ def _secret_problems(spec: ServiceSpec, secrets: Mapping[str, str]) -> list[Prob
     return problems
 
 
-def validate_settings(
-    settings: Mapping[str, Any], secrets: Mapping[str, str], api_keys: str | None = None
-) -> ValidStack:
+def validate_stack(stack: StackInput, api_keys: str | None = None) -> ValidStack:
     """Validate everything or raise one StackError listing every problem.
 
-    ``settings`` are the ``tizi:`` keys without namespace, secrets excluded;
-    ``secrets`` maps each secret key to its ``SecretState``; ``api_keys`` is the
-    decrypted key setting when the caller has it (the program does, offline checks
-    of stack files do not), checked for shape without ever being quoted.
+    ``api_keys`` is the decrypted key setting when the caller has it (the program does;
+    offline checks of stack files do not), checked for shape without ever being quoted.
     """
-    spec, problems = read_spec(settings)
-    problems += _secret_problems(spec, secrets)
+    spec, problems = read_spec(stack.settings)
+    problems = [*stack.problems, *problems, *_secret_problems(spec, stack.secret_states)]
     if api_keys is not None:
         problems += key_problems(api_keys)
     reported = frozenset(p.key for p in problems)

@@ -22,6 +22,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from components.rules.residency import DataClass
+
 
 def check_residency(args, report_violation) -> None:
     found = [p for r in args.resources for p in placements(r.name, r.resource_type, r.props)]
@@ -40,13 +42,13 @@ PolicyPack(
     policies=[
         StackValidationPolicy(
             name="tizi-residency",
-            description="Every region a stack uses is allowed for its data class (components/residency.py).",
+            description="Every region a stack uses is allowed for its data class (components/rules).",
             validate=check_residency,
             config_schema=PolicyConfigSchema(
                 properties={
                     "dataClass": {
                         "type": "string",
-                        "enum": ["public", "personal", "sensitive", "vital-l2", "vital-l1"],
+                        "enum": [d.value for d in DataClass],
                     }
                 },
             ),

@@ -12,11 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.catalogue import TargetKind, load_catalogue
-from components.residency import DataClass, decide
+from components.rules.catalogue import TargetKind, load_catalogue
+from components.rules.residency import DataClass, decide
+from components.spec.labels import DATA_CLASS_LABEL, REGION_LABEL
 
-REGION_LABEL = "tizi.ma/region"
-DATA_CLASS_LABEL = "tizi.ma/data-class"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod")
 
 

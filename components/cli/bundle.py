@@ -16,9 +16,8 @@ from typing import Any
 import click
 import yaml
 
-from components.bundle import BundleError, create_bundle, load_bundle, verify_bundle
-
-DEFAULT_IMAGE = "tizi/inference-service:0.1.0"
+from components.ops.bundle import BundleError, create_bundle, load_bundle, verify_bundle
+from components.spec.service import REFERENCE_IMAGE
 
 
 class _DefaultCreateGroup(click.Group):
@@ -45,7 +44,7 @@ def bundle() -> None:
 
 
 @bundle.command()
-@click.option("--image", default=DEFAULT_IMAGE, show_default=True, help="Image to bundle.")
+@click.option("--image", default=REFERENCE_IMAGE, show_default=True, help="Image to bundle.")
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
     default=Path("tizi-bundle.tar"), show_default=True, help="Bundle file to write.",

@@ -8,15 +8,14 @@ import click
 
 from components.cli.output import emit_json
 from components.problems import StackError
-from components.stackfile import StackFileError, read_stack_file
-from components.validation import validate_settings
+from components.sources.stack_file import StackFileError, read_stack_file
+from components.validation import validate_stack
 
 
 def check_file(path: Path) -> list[str]:
     """The problems of one stack file as lines; empty when it is valid."""
     try:
-        stack_file = read_stack_file(path)
-        validate_settings(stack_file.settings, stack_file.secrets)
+        validate_stack(read_stack_file(path))
     except StackFileError as error:
         return [str(error)]
     except StackError as error:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from components.catalogue import Region, TargetKind, load_catalogue
 from components.cli.output import emit_json, emit_table
-from components.residency import DataClass, Decision, decide
+from components.rules.catalogue import Region, TargetKind, load_catalogue
+from components.rules.residency import DataClass, Decision, decide
 
 
 def _decision(region: Region, data_class: DataClass, target: TargetKind | None) -> Decision:

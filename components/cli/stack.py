@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from components.catalogue import TargetKind
 from components.problems import StackError
-from components.residency import DataClass, LegalBasisKind
-from components.spec import ENVIRONMENTS, LANGUAGES
-from components.stackfile import read_stack_file
-from components.validation import SecretState, validate_settings
+from components.rules.catalogue import TargetKind
+from components.rules.residency import DataClass, LegalBasisKind
+from components.sources.stack_file import StackFileError, read_stack_file
+from components.sources.stack_input import SecretState
+from components.spec.service import ENVIRONMENTS, LANGUAGES, REFERENCE_IMAGE
+from components.targets.kinds import KINDS, NewStackOptions
+from components.validation import validate_stack
 
-DEFAULT_IMAGE = "tizi/inference-service:0.1.0"
 MODEL_LANGUAGES = ("ar", "ary", "zgh", "fr", "en")
 PUBLIC_SERVICE_LANGUAGES = ("ar", "ary", "zgh", "fr")
 
@@ -28,30 +30,6 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
         autoescape=False,  # YAML, not HTML; values are validated before rendering is written
     )
-
-
-def _targets(
-    kinds: tuple[str, ...], context: str, edge_site: str, edge_host: str, koyeb_region: str
-) -> list[dict]:
-    targets = []
-    for kind in kinds:
-        if kind in (TargetKind.KUBERNETES.value, TargetKind.KNATIVE.value):
-            entry = {"kind": kind, "name": kind}
-            if context:
-                entry["context"] = context
-        elif kind == TargetKind.KOYEB.value:
-            entry = {"kind": kind, "name": "koyeb", "region": koyeb_region, "instanceType": "nano"}
-        else:
-            site = edge_site.removeprefix("ma-edge-")
-            entry = {
-                "kind": kind,
-                "name": f"edge-{site}",
-                "site": edge_site,
-                "host": edge_host,
-                "hostPort": 18080,
-            }
-        targets.append(entry)
-    return targets
 
 
 def render_stack(**fields: object) -> str:
@@ -80,7 +58,7 @@ def stack() -> None:
     type=click.Choice(LANGUAGES),
     help="Language the service must serve (repeatable; default ar, ary, zgh, fr).",
 )
-@click.option("--image", default=DEFAULT_IMAGE, show_default=True)
+@click.option("--image", default=REFERENCE_IMAGE, show_default=True)
 @click.option("--context", default="", help="kubeconfig context for kubernetes/knative targets.")
 @click.option("--edge-site", default="ma-edge-site", show_default=True, help="Edge site id ma-edge-<site>.")
 @click.option(
@@ -125,6 +103,9 @@ def new(
             f"error: {path} exists; tizi never overwrites a stack file (edit it or remove it first)", err=True
         )
         raise SystemExit(1)
+    options = NewStackOptions(
+        context=context, edge_site=edge_site, edge_host=edge_host, koyeb_region=koyeb_region
+    )
     legal_basis = {"kind": legal_basis_kind, "reference": legal_basis_ref} if legal_basis_kind else None
     text = render_stack(
         stack=stack_name,
@@ -141,8 +122,8 @@ def new(
         model_name="tizi-langid-ma",
         model_source="image:/opt/tizi/model",
         model_languages=list(MODEL_LANGUAGES),
-        scaling_min=0 if set(targets) <= {"knative", "koyeb"} else 1,
-        targets=_targets(targets, context, edge_site, edge_host, koyeb_region),
+        scaling_min=0 if all(KINDS[TargetKind(kind)].scale_to_zero for kind in targets) else 1,
+        targets=[KINDS[TargetKind(kind)].new_entry(options) for kind in targets],
     )
     _validate_rendered(text)
     stacks_dir.mkdir(parents=True, exist_ok=True)
@@ -163,8 +144,12 @@ def _validate_rendered(text: str) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", encoding="utf-8", delete=False) as handle:
         handle.write(text)
     try:
-        stack_file = read_stack_file(Path(handle.name))
-        validate_settings(stack_file.settings, {"apiKeys": SecretState.ENCRYPTED})
+        rendered = read_stack_file(Path(handle.name))
+        # the keys are set after `pulumi stack init`; judge everything else
+        validate_stack(replace(rendered, secret_states={"apiKeys": SecretState.ENCRYPTED}))
+    except StackFileError as error:
+        click.echo(f"error: the rendered stack is unreadable, nothing written: {error}", err=True)
+        raise SystemExit(1) from None
     except StackError as error:
         click.echo("error: the stack would be invalid, nothing written:", err=True)
         for problem in error.problems:

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 import yaml
 
-from components.catalogue import TargetKind
-from components.chart_values import chart_values
 from components.problems import StackError
-from components.stackfile import read_stack_file
-from components.validation import SecretState, validate_settings
+from components.sources.stack_file import StackFileError, read_stack_file
+from components.targets.chart_values import chart_values
+from components.targets.kinds import KINDS
+from components.validation import validate_stack
 
 
 @click.command()
@@ -24,24 +24,16 @@ from components.validation import SecretState, validate_settings
 )
 def values(stack_file: Path, target_name: str | None, secret_name: str) -> None:
     """Print the chart values of STACK_FILE's Kubernetes target as YAML (helm install -f -)."""
-    parsed = read_stack_file(stack_file)
     try:
-        valid = validate_settings(parsed.settings, {"apiKeys": SecretState.ENCRYPTED})
-    except StackError as error:
+        valid = validate_stack(read_stack_file(stack_file))
+    except (StackFileError, StackError) as error:
         raise click.ClickException(str(error)) from None
-    clusters = [
-        p for p in valid.placement.targets if p.target.kind in (TargetKind.KUBERNETES, TargetKind.KNATIVE)
-    ]
+    clusters = [p for p in valid.placement.targets if KINDS[p.target.kind].chart]
     chosen = [p for p in clusters if target_name in (None, p.target.name)]
     if not chosen:
         raise click.ClickException(
             f"{stack_file} has no kubernetes or knative target named {target_name or '(any)'}"
         )
     placement = chosen[0]
-    result = chart_values(
-        valid.spec,
-        placement.target,
-        secret_name or f"{valid.spec.name}-api-keys",
-        knative=placement.target.kind is TargetKind.KNATIVE,
-    )
+    result = chart_values(valid.spec, placement.target, secret_name or None)
     click.echo(yaml.safe_dump(result, sort_keys=False), nl=False)

@@ -55,7 +55,7 @@ class DeployedStack:
 
 @pytest.fixture(scope="session")
 def kind_stack(kube_context, tmp_path_factory) -> Iterator[DeployedStack]:
-    from components.automation import select_stack
+    from components.ops.engine import select_stack
     from tests.engine_support import edit_stack
 
     work_dir = project_copy(tmp_path_factory.mktemp("kind-project"), ["kind"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.chart_values import CHART_DIR
+from components.targets.chart_values import CHART_DIR
 from tests.conftest import REPO
 from tests.engine_support import helm_prerequisites, http_status, run, wait_for
 

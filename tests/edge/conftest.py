@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from components.edge_plan import EdgeContainerPlan, plan_edge_container
+from components.targets.edge_plan import EdgeContainerPlan, plan_edge_container
 from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from components.bundle import BundleError, load_bundle, verify_bundle
 from components.cli.bundle import bundle
+from components.ops.bundle import BundleError, load_bundle, verify_bundle
 from tests.edge.conftest import ENGINES, docker, start_service
 
 

@@ -44,7 +44,7 @@ class Project:
     state_dir: Path
 
     def stack(self, name: str):
-        from components.automation import select_stack
+        from components.ops.engine import select_stack
 
         return select_stack(name, self.work_dir, state_dir=self.state_dir)
 

@@ -7,7 +7,7 @@ import pulumi_docker as docker
 import pytest
 from pulumi import automation as auto
 
-from components.automation import engine_settings
+from components.ops.engine_env import engine_settings
 from tests.conftest import REPO
 
 
@@ -63,4 +63,4 @@ def test_a_fork_that_bypasses_the_components_is_stopped(pack, tmp_path):
 
 def test_the_pack_imports_the_components_rules():
     text = (REPO / "policies" / "checks.py").read_text()
-    assert "from components.residency import" in text and "RULES = " not in text
+    assert "from components.rules.residency import" in text and "RULES = " not in text

@@ -12,7 +12,7 @@ from tests.engine_support import edit_stack, project_copy
 def abroad(engine_tools, tmp_path):
     work_dir = project_copy(tmp_path / "project", ["health-prod"])
     edit_stack(work_dir, "health-prod", lambda c: c.update({"tizi:region": "eu-paris"}))
-    from components.automation import select_stack
+    from components.ops.engine import select_stack
 
     stack = select_stack("health-prod", work_dir, state_dir=tmp_path / "state")
     yield stack

@@ -8,15 +8,15 @@ registers, as the engine would, so label policy is testable.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as runtime_mocks
+
+from components.sources.stack_file import engine_config
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 SECRET_KEY = "4dabf18193072939515e22adb298388d"
@@ -96,22 +96,16 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
 def stack_config(stack_file: Path, api_keys: str) -> tuple[dict[str, str], list[str]]:
     """The config map the engine would pass for a stack file, with ``api_keys`` as the secret.
 
-    The file's own encrypted keys cannot be decrypted here, so ``api_keys`` stands in.
+    Read by the same reader as ``tizi check`` (``sources.stack_file.engine_config``); the
+    file's encrypted values cannot be decrypted here, so ``api_keys`` stands in for the
+    keys and a placeholder for any other secret.
     """
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in (yaml.safe_load(stack_file.read_text())["config"] or {}).items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[key] = api_keys if key == "tizi:apiKeys" else "secret-value-for-tests"
-            secret_keys.append(key)
-        elif isinstance(value, dict | list):
-            config[key] = json.dumps(value)
-        else:
-            config[key] = str(value)
-    config["tizi:apiKeys"] = api_keys
-    if "tizi:apiKeys" not in secret_keys:
-        secret_keys.append("tizi:apiKeys")
-    return config, secret_keys
+    engine = engine_config(stack_file)
+    placeholder = "secret-value-for-tests"
+    config = {key: placeholder if value is None else value for key, value in engine.values.items()}
+    if "tizi:apiKeys" in engine.secret_keys:
+        config["tizi:apiKeys"] = api_keys
+    return config, sorted(engine.secret_keys)
 
 
 def evaluate(

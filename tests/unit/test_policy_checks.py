@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.catalogue import TargetKind
+from components.rules.catalogue import TargetKind
 from policies.checks import placements, residency_violations, security_violations
 
 LABELS = {"tizi.ma/region": "eu-paris", "tizi.ma/data-class": "sensitive"}

@@ -37,7 +37,7 @@ EXPECTED = {
     },
     "tourism-dev": {
         "koyeb-paris": ("tizi:serverless:KoyebService", KOYEB_TYPES),
-        "knative-casablanca": ("tizi:kubernetes:KnativeService", K8S_TYPES),
+        "knative-casablanca": ("tizi:knative:KnativeService", K8S_TYPES),
     },
     "interior-prod": {"onprem": ("tizi:kubernetes:InferenceService", K8S_TYPES)},
 }

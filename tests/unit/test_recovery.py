@@ -7,8 +7,8 @@ import os
 import socket
 import subprocess
 
-from components.automation import clear_stale_locks
-from components.recovery import Orphan, pending_orphans
+from components.ops.engine import clear_stale_locks
+from components.ops.recovery import Orphan, pending_orphans
 
 PROVIDER_URN = "urn:pulumi:local::tizi::pulumi:providers:docker::edge-local-engine"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.catalogue import TargetKind, load_catalogue
-from components.residency import RULES, DataClass, LegalBasis, LegalBasisKind, allowed_regions, decide
+from components.rules.catalogue import TargetKind, load_catalogue
+from components.rules.residency import RULES, DataClass, LegalBasis, LegalBasisKind, allowed_regions, decide
 
 K8S = TargetKind.KUBERNETES
 CNDP = LegalBasis(LegalBasisKind.CNDP_AUTHORISATION, "CNDP-A-2026-0042")

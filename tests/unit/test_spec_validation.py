@@ -5,11 +5,17 @@ from __future__ import annotations
 import pytest
 
 from components.problems import StackError
-from components.validation import SecretState, validate_settings
+from components.sources.stack_input import SecretState, StackInput
+from components.validation import ValidStack, validate_stack
 
 from .settings import DELETE, VALID, valid_settings, with_value
 
 ENCRYPTED = {"apiKeys": SecretState.ENCRYPTED}
+
+
+def validate_settings(settings, secrets, api_keys=None) -> ValidStack:
+    """Validate settings as a stack file or the program would hand them over."""
+    return validate_stack(StackInput(settings=settings, secret_states=dict(secrets)), api_keys)
 
 # (path, bad value, key named in the message, words the message must contain)
 BAD = [
@@ -179,7 +185,7 @@ def test_koyeb_refused_for_personal_data_and_allowed_for_public():
 
 def test_gpu_is_refused_on_edge_targets():
     messages = _message_for(with_value("resources.gpu", {"count": 1, "type": "nvidia-l4"}))
-    assert any("edge hosts are served CPU-only" in m for m in messages)
+    assert any("edge targets are served CPU-only" in m and "targets[1] is edge" in m for m in messages)
 
 
 def test_fixture_is_valid():

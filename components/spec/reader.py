@@ -12,6 +12,7 @@ from typing import Any
 
 from components.problems import Problem
 
+# Patterns are applied with ``fullmatch``: ``$`` alone would let a trailing newline through.
 SLUG = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
 DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")
 REGION_ID = re.compile(r"^[a-z]{2}-[a-z0-9-]{2,60}$")
@@ -25,6 +26,7 @@ class SettingsReader:
         self.problems: list[Problem] = []
 
     def fail(self, key: str, value: Any, allowed: str) -> None:
+        """Record one problem; reading goes on so every problem of a stack is reported."""
         self.problems.append(Problem(key, value, allowed))
 
     def section(self, key: str) -> Mapping[str, Any]:
@@ -50,7 +52,7 @@ class SettingsReader:
     ) -> str:
         if value is None and default is not None:
             return default
-        if not isinstance(value, str) or (pattern is not None and not pattern.match(value)):
+        if not isinstance(value, str) or (pattern is not None and not pattern.fullmatch(value)):
             self.fail(key, value, allowed)
             return default or ""
         return value

@@ -1,7 +1,7 @@
 """Drive the real Pulumi engine from Python (Automation API), offline.
 
-``tizi up/preview/destroy`` and the engine tests use this: the program runs inline in
-this process (``components.program.run``) while the ``pulumi`` CLI runs the real
+``tizi up/preview/destroy`` and the engine tests use this (its settings: ``engine_env``):
+the program runs inline in this process (``components.program.run``) while the ``pulumi`` CLI runs the real
 engine, state lives in a local file backend and secrets use the passphrase provider.
 Inline programs need no ``pulumi-language-python`` plugin, which cannot be built on
 machines without internet (see README, "Toolchain"); on a normal machine plain
@@ -17,66 +17,13 @@ import shutil
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from pulumi import automation as auto
 
+from components.ops.engine_env import REPO, engine_settings
+from components.ops.recovery import pending_orphans, remove_orphans
 from components.program import run
-from components.recovery import pending_orphans, remove_orphans
-
-REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("TIZI_CACHE", Path.home() / ".cache" / "tizi"))
-
-#: Stacks committed in this repository hold demo keys encrypted with this published
-#: passphrase, so a fresh clone can deploy them.  Real stacks (``tizi stack new`` +
-#: ``pulumi stack init``) use the machine's own passphrase file instead.
-EXAMPLE_PASSPHRASE = "tizi-example-passphrase"
-EXAMPLE_STACKS = frozenset({"local", "kind", "health-prod", "tourism-dev", "interior-prod"})
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Where state lives and how secrets are unlocked, as environment variables for the CLI."""
-
-    backend_url: str
-    passphrase_env: dict[str, str]
-
-    def env(self) -> dict[str, str]:
-        return {
-            "PULUMI_BACKEND_URL": self.backend_url,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            **self.passphrase_env,
-        }
-
-
-def engine_settings(stack: str, state_dir: Path | None = None) -> EngineSettings:
-    """Offline settings for a stack: a file backend and the passphrase that fits the stack."""
-    if state_dir is not None:  # an explicit folder (tests, benchmarks) wins over the environment
-        backend = f"file://{state_dir}"
-    else:
-        backend = os.environ.get("PULUMI_BACKEND_URL") or f"file://{CACHE / 'state'}"
-    if backend.startswith("file://"):
-        Path(backend.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-    if stack in EXAMPLE_STACKS:
-        passphrase = {"PULUMI_CONFIG_PASSPHRASE": EXAMPLE_PASSPHRASE}
-    elif os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
-        passphrase = {"PULUMI_CONFIG_PASSPHRASE": os.environ["PULUMI_CONFIG_PASSPHRASE"]}
-    else:
-        passphrase = {"PULUMI_CONFIG_PASSPHRASE_FILE": str(_machine_passphrase_file())}
-    return EngineSettings(backend_url=backend, passphrase_env=passphrase)
-
-
-def _machine_passphrase_file() -> Path:
-    """The machine's passphrase, created once at random, readable by its owner only."""
-    path = Path(os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE") or CACHE / "passphrase")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(os.urandom(32).hex())
-    return path
 
 
 def use_toolchain() -> None:
@@ -144,7 +91,7 @@ def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = Non
     which the next update reports and converges from.
     """
     use_toolchain()
-    settings = engine_settings(stack, state_dir)
+    settings = engine_settings(stack, state_dir, work_dir)
     interrupted = clear_stale_locks(settings.backend_url, "tizi", stack)
     selected = auto.create_or_select_stack(
         stack_name=stack,

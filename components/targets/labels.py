@@ -1,8 +1,10 @@
 """Stack-wide labels (ministry, env, data class, region) applied by one resource transform.
 
-Components do not copy these labels into every resource: a transform registered once by
-the program adds them to every Kubernetes object's metadata and every Docker resource,
-so a resource a future component adds is labelled without anyone remembering to.
+A transform registered once by the program adds them to every Kubernetes object's
+metadata and every Docker resource, so a resource a future component adds is labelled
+without anyone remembering to.  Components add only what differs per resource (the
+target's name, an edge site's region, the Pod Security labels of a namespace); a
+resource's own label wins over the stack's.  The keys are owned by ``spec.labels``.
 """
 
 from __future__ import annotations

@@ -23,10 +23,11 @@ from urllib.parse import urlparse
 import pulumi
 import pulumi_docker as docker
 
-from components.edge_plan import EdgeContainerPlan, plan_edge_container
 from components.placement import TargetPlacement
-from components.secrets import key_file_name, split_keys
-from components.spec import Quantity, ServiceSpec
+from components.spec.labels import REGION_LABEL, TARGET_LABEL
+from components.spec.secrets import key_file_name, split_keys
+from components.spec.service import Quantity, ServiceSpec
+from components.targets.edge_plan import EdgeContainerPlan, plan_edge_container
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def container_plan(spec: ServiceSpec, placement: TargetPlacement, key_count: int
         },
         expose=target.bind_address == "0.0.0.0",
         # the site is this container's region; the stack-wide label transform keeps it
-        labels={"tizi.ma/region": target.region, "tizi.ma/target": target.name},
+        labels={REGION_LABEL: target.region, TARGET_LABEL: target.name},
     )
 
 
@@ -132,3 +133,15 @@ class EdgeService(pulumi.ComponentResource):
         self.container_name = container.name
         self.endpoint = pulumi.Output.from_input(f"http://{site_address(args.placement)}:{plan.host_port}")
         self.register_outputs({"container_name": self.container_name, "endpoint": self.endpoint})
+
+
+def deploy(
+    placement: TargetPlacement, spec: ServiceSpec, api_keys: pulumi.Input[str], key_count: int
+) -> EdgeService:
+    """The component for one edge site, with a provider for the site's Docker host."""
+    provider = docker.Provider(f"{placement.target.name}-engine", host=placement.target.host)
+    return EdgeService(
+        placement.target.name,
+        EdgeServiceArgs(spec=spec, placement=placement, api_keys=api_keys, key_count=key_count),
+        opts=pulumi.ResourceOptions(providers={"docker": provider}),
+    )

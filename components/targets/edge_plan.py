@@ -38,13 +38,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.spec.labels import COMPONENT_LABEL
+from components.spec.secrets import looks_like_secret
+
 SERVICE_UID = 10001
 SECRETS_DIR = "/run/secrets/tizi"
 #: Model files that outlive the container (an offline bundle can carry newer weights);
 #: the service prefers a model found here over the one baked into the image.
 MODEL_CACHE_DIR = "/var/cache/tizi/models"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-SECRETISH_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY)$", re.I)
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ def plan_edge_container(
     are served. `expose=False` publishes on 127.0.0.1 only (a local reverse proxy or ssh
     tunnel in front); True binds 0.0.0.0 for sites whose LAN clients call the box directly.
     """
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ValueError(f"container name {name!r} must match {NAME.pattern}")
     if not image:
         raise ValueError("image is required")
@@ -224,12 +226,12 @@ def plan_edge_container(
     if len(set(secret_names)) != len(secret_names):
         raise ValueError("duplicate secret names")
     for s in secret_names:
-        if not NAME.match(s) or s.startswith("."):
+        if not NAME.fullmatch(s) or s.startswith("."):
             raise ValueError(f"secret name {s!r} is not a safe file name")
     user_env = dict(env or {})
     secret_env_names = {s.upper().replace("-", "_").replace(".", "_") for s in secret_names}
     for k in user_env:
-        if k.upper() in secret_env_names or SECRETISH_ENV.search(k):
+        if k.upper() in secret_env_names or looks_like_secret(k):
             raise ValueError(f"env {k!r} looks like a secret: secrets go in as files only")
     paths = dict(health_paths or {})
     ready_path = paths.get("readiness", "/readyz")
@@ -269,5 +271,5 @@ def plan_edge_container(
         cpu_shares=max(2, round(1024 * cpus)),
         cpuset="0" if n_cpus == 1 else f"0-{n_cpus - 1}",
         stop_timeout_s=drain_seconds + 5,
-        labels={"org.tizi.component": "edge", **dict(labels or {})},
+        labels={COMPONENT_LABEL: "edge", **dict(labels or {})},
     )

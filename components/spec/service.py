@@ -1,9 +1,9 @@
 """The portable service spec: one description of the inference service, every target.
 
-``parse_spec`` turns the ``tizi:`` stack settings (already decoded from YAML or from
-Pulumi config) into frozen dataclasses, collecting *every* problem before raising, so
-a forked stack is fixed in one pass.  It knows nothing about Pulumi: ``tizi check``
-runs it offline on stack files and the program runs it at preview.
+``read_spec`` turns the ``tizi:`` settings of a ``StackInput`` (decoded the same way
+from a stack file or from Pulumi config) into frozen dataclasses, collecting *every*
+problem, so a forked stack is fixed in one pass.  It knows nothing about Pulumi:
+``tizi check`` runs it offline on stack files and the program runs it at preview.
 """
 
 from __future__ import annotations
@@ -13,18 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.catalogue import TargetKind
-from components.problems import Problem, StackError
-from components.residency import DataClass, LegalBasis, LegalBasisKind
-from components.settings_reader import DNS_LABEL, REGION_ID, SLUG, SettingsReader
-from components.spec_targets import Target, read_targets
+from components.problems import Problem
+from components.rules.residency import DataClass, LegalBasis, LegalBasisKind
+from components.spec.labels import DATA_CLASS_LABEL, ENVIRONMENT_LABEL, MINISTRY_LABEL, REGION_LABEL
+from components.spec.reader import DNS_LABEL, REGION_ID, SLUG, SettingsReader
+from components.spec.secrets import SECRET_KEYS, looks_like_secret
+from components.spec.target import Target
+from components.spec.targets import read_targets
+from components.targets.kinds import KINDS, StackContext, kinds_with
 
 #: Language codes the kit understands (ISO 639-3 for Darija and Standard Moroccan Amazigh).
 LANGUAGES = ("ar", "ary", "zgh", "fr", "en", "es")
 ENVIRONMENTS = ("dev", "test", "staging", "prod")
 GPU_TYPES = ("nvidia-t4", "nvidia-l4", "nvidia-a10", "nvidia-a100", "nvidia-h100")
 MODEL_SOURCE_SCHEMES = ("image", "pypi", "file", "pvc")
-SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+#: The reference image (tizi's own langid server), built by scripts/build-image.sh.
+REFERENCE_IMAGE = "tizi/inference-service:0.1.0"
 
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
@@ -50,9 +54,8 @@ TOP_LEVEL_KEYS = (
     "resources",
     "scaling",
     "targets",
-    "apiKeys",
+    *SECRET_KEYS,
 )
-SECRET_KEYS = ("apiKeys",)
 
 
 _BINARY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -109,7 +112,7 @@ class Scaling:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """Everything a target needs to run the service; built only by ``parse_spec``."""
+    """Everything a target needs to run the service; built only by ``read_spec``."""
 
     ministry: str
     environment: str
@@ -135,11 +138,16 @@ class ServiceSpec:
     def labels(self) -> dict[str, str]:
         """The labels every resource carries (applied through a stack transform)."""
         return {
-            "tizi.ma/ministry": self.ministry,
-            "tizi.ma/env": self.environment,
-            "tizi.ma/data-class": self.data_class.value,
-            "tizi.ma/region": self.region,
+            MINISTRY_LABEL: self.ministry,
+            ENVIRONMENT_LABEL: self.environment,
+            DATA_CLASS_LABEL: self.data_class.value,
+            REGION_LABEL: self.region,
         }
+
+    @property
+    def api_key_secret(self) -> str:
+        """The Kubernetes Secret holding the API keys (the component writes it, the chart mounts it)."""
+        return f"{self.name}-api-keys"
 
     @property
     def container_env(self) -> dict[str, str]:
@@ -149,17 +157,17 @@ class ServiceSpec:
 
     @property
     def image_tag(self) -> str:
-        match = _IMAGE.match(self.image)
+        match = _IMAGE.fullmatch(self.image)
         return (match and match.group("tag")) or ""
 
     @property
     def image_digest(self) -> str:
-        match = _IMAGE.match(self.image)
+        match = _IMAGE.fullmatch(self.image)
         return (match and match.group("digest")) or ""
 
     @property
     def image_repository(self) -> str:
-        match = _IMAGE.match(self.image)
+        match = _IMAGE.fullmatch(self.image)
         return match.group("repo") if match else self.image
 
 
@@ -177,20 +185,12 @@ def _language_codes(r: SettingsReader, key: str, value: Any, required: bool) -> 
     return codes
 
 
-def parse_spec(settings: Mapping[str, Any]) -> ServiceSpec:
-    """Build the spec from ``tizi:`` settings (keys without the namespace) or raise StackError."""
-    spec, problems = read_spec(settings)
-    if problems:
-        raise StackError(problems)
-    return spec
-
-
 def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
     """Read every field, even after a failure, and return the spec with all problems found.
 
     The spec returned beside problems holds defaults where a field was invalid; callers
-    use it only to find more problems (``validation.validate_settings``), never to deploy.
-    Residency is *not* judged here (see ``placement.place``), but cross-field rules about
+    use it only to find more problems (``validation.validate_stack``), never to deploy.
+    Residency is *not* judged here (see ``placement.judge``), but cross-field rules about
     the spec itself (scale-to-zero per target, languages, GPUs on edge) are.
     """
     r = SettingsReader(settings)
@@ -238,7 +238,7 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
     model = _model(r, r.section("model"))
     resources = _resources(r, r.section("resources"))
     scaling = _scaling(r, r.section("scaling"))
-    targets = read_targets(r, settings.get("targets"), region, ministry, environment)
+    targets = read_targets(r, settings.get("targets"), StackContext(region, ministry, environment))
 
     for code in languages:
         if code in LANGUAGES and code not in model.languages:
@@ -298,7 +298,7 @@ def _image(r: SettingsReader, raw: Any, environment: str) -> str:
     image = r.string(
         "service.image", raw, _IMAGE, "must be an image reference repository[:tag][@sha256:<64 hex>]"
     )
-    match = _IMAGE.match(image) if image else None
+    match = _IMAGE.fullmatch(image) if image else None
     if match and not match.group("tag") and not match.group("digest"):
         r.fail("service.image", raw, "must name a tag or a digest")
     elif match and match.group("tag") == "latest" and not match.group("digest") and environment == "prod":
@@ -315,9 +315,9 @@ def _env(r: SettingsReader, raw: Any) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in raw.items():
         key = f"service.env.{name}"
-        if not isinstance(name, str) or not _ENV_NAME.match(name):
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
             r.fail(key, name, "environment names must match [A-Z_][A-Z0-9_]*")
-        elif any(hint in name for hint in SECRET_HINTS):
+        elif looks_like_secret(name):
             r.fail(
                 key,
                 "(redacted)",
@@ -338,7 +338,7 @@ def _secret_names(r: SettingsReader, raw: Any, settings: Mapping[str, Any]) -> t
             "service.secrets", list(names), "must include apiKeys (the service refuses requests without keys)"
         )
     for index, name in enumerate(names):
-        if not _SECRET_NAME.match(name):
+        if not _SECRET_NAME.fullmatch(name):
             r.fail(f"service.secrets[{index}]", name, "must be a camelCase name of letters and digits")
         elif name not in SECRET_KEYS:
             r.fail(f"service.secrets[{index}]", name, f"unknown secret; supported: {', '.join(SECRET_KEYS)}")
@@ -436,19 +436,16 @@ def _scaling(r: SettingsReader, raw: Mapping[str, Any]) -> Scaling:
     return Scaling(min=low, max=high, target_concurrency=concurrency)
 
 
-_SCALE_TO_ZERO = (TargetKind.KNATIVE, TargetKind.KOYEB)
-
-
 def _scale_to_zero(r: SettingsReader, scaling: Scaling, targets: tuple[Target, ...]) -> None:
     if scaling.min != 0:
         return
+    able = ", ".join(k.value for k in kinds_with("scale_to_zero"))
     for index, target in enumerate(targets):
-        if target.kind not in _SCALE_TO_ZERO:
+        if not KINDS[target.kind].scale_to_zero:
             r.fail(
                 "scaling.min",
                 0,
-                f"scale-to-zero is supported on {', '.join(k.value for k in _SCALE_TO_ZERO)} only; "
-                f"targets[{index}] is {target.kind.value}",
+                f"scale-to-zero is supported on {able} only; targets[{index}] is {target.kind.value}",
             )
 
 
@@ -456,10 +453,10 @@ def _gpu_targets(r: SettingsReader, resources: Resources, targets: tuple[Target,
     if resources.gpu_count == 0:
         return
     for index, target in enumerate(targets):
-        if target.kind is TargetKind.EDGE:
+        if not KINDS[target.kind].gpu:
             r.fail(
                 "resources.gpu.count",
                 resources.gpu_count,
-                f"edge hosts are served CPU-only; targets[{index}] is edge (set gpu.count: 0 "
-                "or remove the edge target)",
+                f"{target.kind.value} targets are served CPU-only; targets[{index}] is {target.kind.value} "
+                "(set gpu.count: 0 or remove that target)",
             )

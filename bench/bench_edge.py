@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the service container against a hello-world baseline, in the same run.
 
-    .venv/bin/python scripts/bench_edge.py [--duration 20] [--concurrency 8] [--runs 5]
+    .venv/bin/python bench/bench_edge.py [--duration 20] [--concurrency 8] [--runs 5]
 
 For the service image and for a baseline (a minimal Python hello-world server built on the
 same local/debian:bookworm base), on the default engine:
@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from components.edge_plan import plan_edge_container  # noqa: E402
+from components.targets.edge_plan import plan_edge_container  # noqa: E402
 
 IMAGE = "tizi/inference-service:0.1.0"
 BASELINE_SERVER = """

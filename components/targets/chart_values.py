@@ -10,17 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from components.spec import ServiceSpec, Target
+from components.rules.catalogue import TargetKind
+from components.spec.service import ServiceSpec
+from components.spec.target import Target
 
-CHART_DIR = Path(__file__).resolve().parent.parent / "charts" / "inference-service"
+CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "inference-service"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TYPE_LABEL = "nvidia.com/gpu.product"
 
 
-def chart_values(
-    spec: ServiceSpec, target: Target, api_key_secret: str, knative: bool = False
-) -> dict[str, Any]:
-    """The chart's values for one Kubernetes or Knative target of the spec."""
+def chart_values(spec: ServiceSpec, target: Target, api_key_secret: str | None = None) -> dict[str, Any]:
+    """The chart's values for one Kubernetes or Knative target of the spec.
+
+    The chart's Knative mode follows the target's kind; the keys come from
+    ``api_key_secret`` (default: the Secret the Kubernetes components write).
+    """
+    knative = target.kind is TargetKind.KNATIVE
     limits: dict[str, Any] = {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
     return {
         "fullnameOverride": spec.name,
@@ -40,7 +45,7 @@ def chart_values(
             "languages": list(spec.model.languages),
         },
         "env": spec.container_env,
-        "apiKeys": {"existingSecret": api_key_secret},
+        "apiKeys": {"existingSecret": api_key_secret or spec.api_key_secret},
         "replicaCount": max(spec.scaling.min, 1),
         "autoscaling": {
             "enabled": not knative and spec.scaling.max > spec.scaling.min,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_koyeb as koyeb
 
-from components.catalogue import load_catalogue
 from components.placement import TargetPlacement
-from components.secrets import split_keys
-from components.spec import ServiceSpec
+from components.rules.catalogue import load_catalogue
+from components.spec.secrets import split_keys
+from components.spec.service import ServiceSpec
 
 API_KEYS_ENV = "TIZI_API_KEYS"
 
@@ -101,3 +101,15 @@ class KoyebService(pulumi.ComponentResource):
             lambda domains: f"https://{domains[0].name}" if domains else f"https://{app_name}.koyeb.app"
         )
         self.register_outputs({"app_name": self.app_name, "endpoint": self.endpoint})
+
+
+def deploy(
+    placement: TargetPlacement, spec: ServiceSpec, api_keys: pulumi.Input[str], key_count: int
+) -> KoyebService:
+    """The component for one Koyeb target, with its own provider (the token is stack config)."""
+    provider = koyeb.Provider(f"{placement.target.name}-koyeb")
+    return KoyebService(
+        placement.target.name,
+        KoyebServiceArgs(spec=spec, placement=placement, api_keys=api_keys),
+        opts=pulumi.ResourceOptions(providers={"koyeb": provider}),
+    )

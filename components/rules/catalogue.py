@@ -1,4 +1,4 @@
-"""The region catalogue: where tizi can place the service, loaded from ``data/regions.json``.
+"""The region catalogue: where tizi can place the service, loaded from ``rules/regions.json``.
 
 Facts about regions live in data, not code, so counsel and operators can review and
 amend one file; this module only loads and looks them up.  Two ids are patterns
@@ -85,7 +85,7 @@ _SITE_SUFFIX = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
 
 def _matches_pattern(pattern: str, region_id: str) -> bool:
     prefix = pattern[:-1]
-    return region_id.startswith(prefix) and bool(_SITE_SUFFIX.match(region_id[len(prefix) :]))
+    return region_id.startswith(prefix) and bool(_SITE_SUFFIX.fullmatch(region_id[len(prefix) :]))
 
 
 def _region_from_json(raw: dict) -> Region:
@@ -105,7 +105,7 @@ def _region_from_json(raw: dict) -> Region:
 @cache
 def load_catalogue() -> Catalogue:
     """Load the packaged catalogue once per process (it is immutable)."""
-    text = resources.files("components").joinpath("data/regions.json").read_text("utf-8")
+    text = resources.files("components").joinpath("rules/regions.json").read_text("utf-8")
     raw = json.loads(text)
     adequacy = raw["cndp_adequate_countries"]
     return Catalogue(

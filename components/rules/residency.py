@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from components.catalogue import Catalogue, Ownership, Region, Status, TargetKind
+from components.rules.catalogue import Catalogue, Ownership, Region, Status, TargetKind
 
 
 class DataClass(StrEnum):

@@ -13,10 +13,24 @@ import re
 
 from components.problems import Problem
 
+#: Settings that are secrets: set with ``pulumi config set --secret``, never plain.
+SECRET_KEYS = ("apiKeys",)
 MAX_KEYS = 8
 MIN_KEY_LENGTH = 16
 _KEY = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 _SEPARATORS = re.compile(r"[,\n]+")
+
+
+#: Parts of an environment variable name that mark it as a credential.  Secrets reach
+#: containers as files; an env var shows in ``docker inspect``, crash dumps and children.
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "CREDENTIAL", "PRIVATE")
+_SECRET_PARTS = frozenset({"PASS", "PWD", "AUTH", "CERT", "COOKIE", "SESSION"})
+
+
+def looks_like_secret(env_name: str) -> bool:
+    """True for env names that carry credentials (``DB_PASS``, ``AUTH_HEADER``, ``API_KEY``…)."""
+    name = env_name.upper()
+    return any(word in name for word in _SECRET_WORDS) or bool(_SECRET_PARTS & set(name.split("_")))
 
 
 def split_keys(raw: str) -> list[str]:
@@ -35,7 +49,7 @@ def key_problems(raw: str) -> list[Problem]:
             Problem("apiKeys", f"({len(keys)} keys, redacted)", f"must hold at most {MAX_KEYS} keys")
         )
     for index, key in enumerate(keys):
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             problems.append(
                 Problem(
                     f"apiKeys[{index}]",

@@ -1,0 +1,1 @@
+"""Operating tizi: the engine driven from Python, recovery after interruption, offline bundles."""

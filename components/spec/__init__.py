@@ -1,0 +1,1 @@
+"""The service spec: typed settings read from a stack, every problem collected, no Pulumi."""

@@ -1,0 +1,28 @@
+"""One place the service runs, as the spec describes it (read by ``spec.targets``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.rules.catalogue import TargetKind
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one copy of the service runs.  Fields unused by a kind stay empty.
+
+    ``region`` is the placement this target is judged on: the stack region for
+    Kubernetes and Knative, the Koyeb region, or the edge site.
+    """
+
+    kind: TargetKind
+    name: str
+    region: str
+    context: str = ""
+    namespace: str = ""
+    ingress_namespace: str = ""
+    host: str = ""
+    host_port: int = 0
+    bind_address: str = "0.0.0.0"
+    image_pull: str = "missing"
+    instance_type: str = "nano"
