@@ -39,6 +39,7 @@ down: venv toolchain
 
 lint: venv
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 test-unit: venv
 	.venv/bin/pytest -m unit -q

@@ -11,29 +11,31 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: components/
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from checks import placements, residency_violations, security_violations
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
     PolicyPack,
+    ReportViolation,
+    ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
     StackValidationPolicy,
 )
 
 from components.rules.residency import DataClass
+from policies.checks import placements, residency_violations, security_violations
 
 
-def check_residency(args, report_violation) -> None:
+def check_residency(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     found = [p for r in args.resources for p in placements(r.name, r.resource_type, r.props)]
     for message in residency_violations(found, args.get_config().get("dataClass")):
-        report_violation(message)
+        report_violation(message, None)
 
 
-def check_security(args, report_violation) -> None:
+def check_security(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     for message in security_violations(args.name, args.resource_type, args.props):
-        report_violation(message)
+        report_violation(message, None)
 
 
 PolicyPack(

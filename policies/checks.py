@@ -31,7 +31,11 @@ class Placed:
 
 def _labels(props: Mapping[str, Any], resource_type: str) -> dict[str, str]:
     if resource_type.startswith("docker:"):
-        return {i.get("label"): i.get("value") for i in props.get("labels") or [] if isinstance(i, Mapping)}
+        return {
+            str(i.get("label")): str(i.get("value"))
+            for i in props.get("labels") or []
+            if isinstance(i, Mapping)
+        }
     metadata = props.get("metadata") or {}
     return dict(metadata.get("labels") or {}) if isinstance(metadata, Mapping) else {}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from components.cli.output import emit_json, emit_table
@@ -35,7 +37,7 @@ def regions(data_class: str | None, target: str | None, as_json: bool) -> None:
     for region in load_catalogue().regions:
         if kind is not None and kind not in region.targets:
             continue
-        entry = {
+        entry: dict[str, object] = {
             "id": region.id,
             "name": region.name,
             "country": region.country,
@@ -71,7 +73,7 @@ def regions(data_class: str | None, target: str | None, as_json: bool) -> None:
                 r["country"],
                 r["ownership"],
                 r["status"],
-                ",".join(r["targets"]),
+                ",".join(cast("list[str]", r["targets"])),
                 "yes" if r["allowed"] else "no",
                 r["rule"],
                 r["reason"],

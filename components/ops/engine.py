@@ -104,5 +104,5 @@ def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = Non
         ),
     )
     if interrupted:
-        remove_orphans(pending_orphans(selected.export_stack().deployment))
+        remove_orphans(pending_orphans(dict(selected.export_stack().deployment or {})))
     return selected

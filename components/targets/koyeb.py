@@ -47,7 +47,9 @@ def service_definition(spec: ServiceSpec, placement: TargetPlacement, secret_nam
     """The Koyeb service definition for the spec: scale-to-zero and concurrency included."""
     target = placement.target
     app_name = koyeb_app_name(spec)
-    envs = [{"key": name, "value": value} for name, value in sorted(spec.container_env.items())]
+    envs: list[dict[str, pulumi.Input[str]]] = [
+        {"key": name, "value": value} for name, value in sorted(spec.container_env.items())
+    ]
     envs.append({"key": API_KEYS_ENV, "secret": secret_name})
     return {
         "name": app_name,

@@ -26,9 +26,9 @@ class KubernetesServiceArgs:
 class KubernetesService(pulumi.ComponentResource):
     """The inference service on a Kubernetes cluster (the provider comes in through opts)."""
 
-    namespace: pulumi.Output[str]
+    namespace: pulumi.Output[str | None]
     """The namespace the service runs in, one per ministry and environment."""
-    release_name: pulumi.Output[str]
+    release_name: pulumi.Output[str | None]
     """The Helm release, for ``helm status`` and ``helm history``."""
     endpoint: pulumi.Output[str]
     """The in-cluster URL of the OpenAI-compatible API."""
