@@ -32,3 +32,26 @@ def require(condition: bool, reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"prerequisite missing under CI=true: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def docker_provider_binary() -> str:
+    """Which ``pulumi-resource-docker`` the engine will run: path, sha256 prefix and origin."""
+    import hashlib
+    import shutil
+
+    path = shutil.which("pulumi-resource-docker")
+    if path is None:
+        home = Path(os.environ.get("PULUMI_HOME", Path.home() / ".pulumi"))
+        found = sorted(home.glob("plugins/resource-docker-v*/pulumi-resource-docker"))
+        path = str(found[-1]) if found else None
+    if path is None:
+        return "docker provider: none found (run scripts/toolchain.sh ensure)"
+    data = Path(path).read_bytes()
+    standin = b"tizi.local/docker-standin" in data
+    origin = "tizi's stand-in (provider/docker-standin)" if standin else "upstream pulumi-docker"
+    return f"docker provider: {path} sha256:{hashlib.sha256(data).hexdigest()[:12]} ({origin})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """The session header names the docker provider binary the engine tier runs against."""
+    return docker_provider_binary()

@@ -7,11 +7,14 @@ user on a read-only root filesystem and rotates its logs.  How the container is
 configured is decided by ``edge_plan`` (pure, shared with the edge tests); this
 component only turns that plan into Docker resources.
 
-API keys reach the container as files uploaded into a key volume, never as
-environment variables.  The volume's name carries a short digest of the key set, so a
-rotation creates a fresh volume: a key removed from the stack cannot linger in an old
-file.  A roll (new image or keys) starts the new container beside the old one on the same
-port before the old one drains (see ``edge_plan``).
+API keys reach the container as files in a key volume it mounts read-only, never as
+environment variables; they are uploaded through a never-started key writer, because the
+provider copies uploads to ``/`` and Docker refuses that on a read-only root (see
+``edge_plan``).  The volume's name carries a short digest of the key set, so a rotation
+creates a fresh volume: a key removed from the stack cannot linger in an old file.  A
+roll (new image or keys) starts the new container beside the old one on the same port
+before the old one drains; every container asks for create-before-delete explicitly,
+since pulumi-docker maps ``Container`` with delete-before-replace.
 """
 
 from __future__ import annotations
@@ -97,30 +100,42 @@ class EdgeService(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         keys = pulumi.Output.secret(args.api_keys)
 
-        container_args = plan.pulumi_args()
-        if args.placement.target.image_pull != "never":
-            image = docker.RemoteImage(f"{name}-image", name=plan.image, keep_locally=True, opts=child)
-            container_args["image"] = image.image_id
+        # By ID: the provider reads a container's image back as its ID, so a name would
+        # show a diff, and a replacement, on every update.  A local image (loaded from an
+        # offline bundle) is used as it is; a missing one is pulled.
+        image_id = docker.RemoteImage(
+            f"{name}-image", name=plan.image, keep_locally=True, opts=child
+        ).image_id
         keys_volume = docker.Volume(
             f"{name}-keys",
             name=keys.apply(lambda raw: f"{plan.secrets_volume}-{_key_set_digest(raw)}"),
             opts=child,
         )
         model_volume = docker.Volume(f"{name}-models", name=plan.model_volume, opts=child)
+
+        # The provider maps Container with delete-before-replace; a roll must create the new
+        # container first, so every container here asks for create-before-delete explicitly.
+        writer = docker.Container(
+            f"{name}-key-writer",
+            **{
+                **plan.key_writer_pulumi_args(),
+                "image": image_id,
+                "name": keys_volume.name.apply(lambda volume: f"{volume}-writer"),
+                "volumes": [{"volume_name": keys_volume.name, "container_path": plan.secrets_dir}],
+                "uploads": keys.apply(lambda raw: _key_uploads(plan, raw)),
+            },
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
+        )
+        container_args = plan.pulumi_args()
+        container_args["image"] = image_id
         container_args["volumes"] = [
-            {"volume_name": keys_volume.name, "container_path": plan.secrets_dir},
+            {"volume_name": keys_volume.name, "container_path": plan.secrets_dir, "read_only": True},
             {"volume_name": model_volume.name, "container_path": plan.model_cache_dir},
         ]
-        files = sorted(plan.secret_files.items())
-        container_args["uploads"] = keys.apply(
-            lambda raw: [
-                {"file": path, "content": key} for (_, path), key in zip(files, split_keys(raw), strict=True)
-            ]
-        )
-        # Any change (image, keys, settings) gives the container a new name, so Pulumi creates
-        # the replacement first; it shares the port (host networking, SO_REUSEPORT), becomes
-        # healthy (wait), and only then is the old one stopped and drained: no lost request.
-        container_args["name"] = pulumi.Output.all(keys, container_args["image"]).apply(
+        # Any change (image, keys, settings) gives the container a new name, so the
+        # replacement is created first; it shares the port (host networking, SO_REUSEPORT),
+        # becomes healthy (wait), and only then is the old one stopped and drained.
+        container_args["name"] = pulumi.Output.all(keys, image_id).apply(
             lambda parts: f"{plan.name}-{_revision(plan, parts[0], parts[1])}"
         )
         container = docker.Container(
@@ -128,11 +143,19 @@ class EdgeService(pulumi.ComponentResource):
             wait=True,
             wait_timeout=120,
             **container_args,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False, depends_on=[writer]),
         )
         self.container_name = container.name
         self.endpoint = pulumi.Output.from_input(f"http://{site_address(args.placement)}:{plan.host_port}")
         self.register_outputs({"container_name": self.container_name, "endpoint": self.endpoint})
+
+
+def _key_uploads(plan: EdgeContainerPlan, raw_keys: str) -> list[dict[str, str]]:
+    """One upload per key, at its file path inside the key volume (written through the writer)."""
+    files = sorted(plan.secret_files.items())
+    return [
+        {"file": path, "content": key} for (_, path), key in zip(files, split_keys(raw_keys), strict=True)
+    ]
 
 
 def deploy(

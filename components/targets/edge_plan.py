@@ -9,11 +9,16 @@ Choices, and why:
 - user 10001:10001 and a read-only root filesystem, /tmp as a small tmpfs: the image is
   built for it, and a compromised process cannot persist anything.
 - API keys reach the container as FILES, never environment variables (env ends up in
-  `docker inspect`, crash dumps and child processes). Docker refuses to copy into a read-only
-  root filesystem except into a mounted volume, so the key directory is a named volume. The
-  image creates that directory 0700 owned by 10001; Docker copies the directory's owner and
-  mode into a new, empty named volume, so other uids cannot list or read the keys. Files go in
-  with pulumi-docker's `uploads` (content) or `docker cp` before `docker start`.
+  `docker inspect`, crash dumps and child processes), in a named volume the service mounts
+  read-only. The image creates that directory 0700 owned by 10001; Docker copies the
+  directory's owner and mode into a new, empty named volume, so other uids cannot list or
+  read the keys.
+- Who writes the key files: pulumi-docker's `uploads` pack each file under its full path and
+  copy the tar to `/` of the container, which Docker refuses when the root filesystem is
+  read-only, even for a path inside a volume. So the files are uploaded into a *key writer*:
+  a container of the same image with a writable root, the key volume mounted, no network,
+  no capabilities, never started (`start: false`, `must_run: false`). It only gives the
+  upload a place to land; `docker inspect` of it shows no key (uploads are not config).
 - The secrets volume outlives a container: a key removed from the stack would stay valid in
   an old volume. `secrets_volume` should therefore change whenever the key set changes (the
   component derives it from a hash of the keys); `docker_run_args` and the tests use a fresh
@@ -93,18 +98,54 @@ class EdgeContainerPlan:
     security_opts: tuple[str, ...] = ("no-new-privileges",)
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def key_writer_name(self) -> str:
+        """The never-started container that receives the key uploads for this key volume."""
+        return f"{self.secrets_volume}-writer"
+
+    def key_writer_run_args(self) -> list[str]:
+        """Arguments for `docker create` of the key writer (never started), image last."""
+        args = ["--name", self.key_writer_name, "--user", self.user, "--network", "none"]
+        args += ["--mount", f"type=volume,source={self.secrets_volume},target={self.secrets_dir}"]
+        for cap in self.cap_drop:
+            args += ["--cap-drop", cap]
+        for opt in self.security_opts:
+            args += ["--security-opt", opt]
+        for k, v in {**self.labels, COMPONENT_LABEL: "key-writer"}.items():
+            args += ["--label", f"{k}={v}"]
+        return [*args, "--entrypoint", "true", self.image]
+
+    def key_writer_pulumi_args(self) -> dict[str, Any]:
+        """The key writer as pulumi-docker 4.0.0 `Container` arguments (`uploads` added by the caller)."""
+        return {
+            "name": self.key_writer_name,
+            "image": self.image,
+            "user": self.user,
+            "read_only": False,
+            "network_mode": "none",
+            "entrypoints": ["true"],
+            "volumes": [{"volume_name": self.secrets_volume, "container_path": self.secrets_dir}],
+            "capabilities": {"drops": list(self.cap_drop)},
+            "security_opts": list(self.security_opts),
+            "labels": [
+                {"label": k, "value": v} for k, v in {**self.labels, COMPONENT_LABEL: "key-writer"}.items()
+            ],
+            "start": False,
+            "must_run": False,
+        }
+
     def docker_run_args(self) -> list[str]:
         """Arguments for `docker create` (or `docker run`), image last.
 
-        The secret files are not in here: copy them with `docker cp` (see
-        `secret_files`) between `docker create` and `docker start`.
+        The key files are not in here: they are uploaded into the key writer
+        (`key_writer_run_args`), whose volume this container mounts read-only.
         """
         args = ["--name", self.name, "--user", self.user]
         if self.read_only:
             args.append("--read-only")
         for path, opts in self.tmpfs.items():
             args += ["--tmpfs", f"{path}:{opts}"]
-        args += ["--mount", f"type=volume,source={self.secrets_volume},target={self.secrets_dir}"]
+        args += ["--mount", f"type=volume,source={self.secrets_volume},target={self.secrets_dir},readonly"]
         args += ["--mount", f"type=volume,source={self.model_volume},target={self.model_cache_dir}"]
         for k, v in self.env.items():
             args += ["--env", f"{k}={v}"]
@@ -142,8 +183,7 @@ class EdgeContainerPlan:
     def pulumi_args(self) -> dict[str, Any]:
         """Plain values named as pulumi-docker 4.0.0 `Container` arguments.
 
-        `uploads` is left to the caller, which pairs each entry of `secret_files` with the
-        secret's Output: `ContainerUploadArgs(file=path, content=secret)`.
+        No `uploads`: the key files are written through the key writer (see the module notes).
         """
         hc = self.healthcheck
         return {
@@ -153,7 +193,7 @@ class EdgeContainerPlan:
             "read_only": self.read_only,
             "tmpfs": dict(self.tmpfs),
             "volumes": [
-                {"volume_name": self.secrets_volume, "container_path": self.secrets_dir},
+                {"volume_name": self.secrets_volume, "container_path": self.secrets_dir, "read_only": True},
                 {"volume_name": self.model_volume, "container_path": self.model_cache_dir},
             ],
             "envs": [f"{k}={v}" for k, v in self.env.items()],

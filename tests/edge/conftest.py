@@ -131,6 +131,7 @@ class EdgeService:
         an engine that was just restarted can fail once."""
         if self.removed:
             return
+        docker(self.engine, "rm", "-f", self.plan.key_writer_name, check=False)
         for _ in range(3):
             docker(self.engine, "rm", "-f", "-v", self.plan.name, check=False)
             if docker(self.engine, "inspect", self.plan.name, check=False).returncode != 0:
@@ -141,20 +142,25 @@ class EdgeService:
         self.removed = True
 
 
-def _key_tar(plan: EdgeContainerPlan, keys: dict[str, str]) -> bytes:
-    """The key files as a tar stream for `docker cp -`: what pulumi-docker's uploads write."""
+def upload_tar(files: dict[str, str]) -> bytes:
+    """Files as pulumi-docker's ``uploads`` send them: one tar entry per file under its full
+    path, mode 0644, no owner, for a copy to ``/`` of the container."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, value in keys.items():
+        for path, value in files.items():
             raw = value.encode()
-            info = tarfile.TarInfo(Path(plan.secret_files[name]).name)
-            info.size, info.mode, info.mtime = len(raw), 0o644, int(time.time())
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(raw), 0o644
             tar.addfile(info, io.BytesIO(raw))
     return buf.getvalue()
 
 
+def key_uploads(plan: EdgeContainerPlan, keys: dict[str, str]) -> bytes:
+    return upload_tar({plan.secret_files[name]: value for name, value in keys.items()})
+
+
 def start_service(engine: str, image: str, label: str) -> EdgeService:
-    """docker create per the plan, docker cp the key files, docker start, wait for 200."""
+    """The key writer with its uploads, then the service per the plan; wait for 200."""
     keys = {"key-a": "tizi-" + secrets.token_hex(16), "key-b": "tizi-" + secrets.token_hex(16)}
     name = f"tizi-test-{label}-{engine}-{uuid.uuid4().hex[:6]}"
     plan = plan_edge_container(
@@ -164,8 +170,9 @@ def start_service(engine: str, image: str, label: str) -> EdgeService:
     )  # fmt: skip
     service = EdgeService(engine, plan, keys)
     try:
+        docker(engine, "create", *plan.key_writer_run_args())
+        docker(engine, "cp", "-", f"{plan.key_writer_name}:/", data=key_uploads(plan, keys))
         docker(engine, "create", *plan.docker_run_args())
-        docker(engine, "cp", "-", f"{name}:{plan.secrets_dir}", data=_key_tar(plan, keys))
         docker(engine, "start", name)
         service.wait_serving(30)
     except BaseException:

@@ -7,7 +7,7 @@ import json
 import pytest
 import testinfra
 
-from tests.edge.conftest import EdgeService, docker, docker_env
+from tests.edge.conftest import EdgeService, docker, docker_env, upload_tar
 
 
 @pytest.fixture
@@ -85,6 +85,7 @@ def test_container_configured_as_planned(service: EdgeService) -> None:
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert mounts[plan.secrets_dir]["Type"] == "volume"
     assert mounts[plan.secrets_dir]["Name"] == plan.secrets_volume
+    assert mounts[plan.secrets_dir]["RW"] is False, "the service mounts its keys read-only"
     assert info["Config"]["Healthcheck"]["Test"] == list(plan.healthcheck.test)
 
 
@@ -114,3 +115,29 @@ def test_logs_are_json_and_hold_no_key(service: EdgeService) -> None:
     assert any(r.get("key_id") == "key-a" for r in lines)
     for value in (*service.keys.values(), "private-user-text"):
         assert value not in logs
+
+
+def test_the_key_writer_never_ran_and_holds_no_key_in_its_config(service: EdgeService) -> None:
+    raw = docker(service.engine, "inspect", service.plan.key_writer_name).stdout.decode()
+    info = json.loads(raw)[0]
+    assert info["State"]["Status"] == "created", "the writer only receives uploads; it never runs"
+    assert info["HostConfig"]["NetworkMode"] == "none" and info["HostConfig"]["CapDrop"] == ["ALL"]
+    assert info["Config"]["User"] == service.plan.user
+    for value in service.keys.values():
+        assert value not in raw
+
+
+def test_the_service_cannot_write_its_key_volume(host: testinfra.host.Host, service: EdgeService) -> None:
+    result = host.run(f"touch {service.plan.secrets_dir}/planted")
+    assert result.rc != 0 and "Read-only file system" in result.stderr
+
+
+def test_uploads_into_a_read_only_root_are_refused(service: EdgeService) -> None:
+    """Why the writer exists: pulumi-docker copies uploads to /, and Docker refuses that on a
+    read-only root even when the file's path lies in a mounted volume."""
+    copy = docker(
+        service.engine, "cp", "-", f"{service.plan.name}:/", check=False,
+        data=upload_tar({f"{service.plan.secrets_dir}/extra": "x" * 20}),
+    )  # fmt: skip
+    assert copy.returncode != 0
+    assert "read-only" in copy.stderr.decode().lower()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from components.spec.labels import COMPONENT_LABEL
 from tests.conftest import require
 from tests.engine_support import edit_stack, project_copy, require_plugins, require_tools, run
 
@@ -76,8 +77,13 @@ def local_project(engine_tools, tmp_path_factory) -> Iterator[Project]:
     stack.workspace.remove_stack("local")
 
 
-def containers(label_filter: str, host: str | None = None) -> list[dict]:
-    ids = docker("ps", "-aq", "--filter", f"label={label_filter}", host=host).stdout.split()
+def containers(label_filter: str, host: str | None = None, component: str | None = "edge") -> list[dict]:
+    """Containers carrying a label; by default only the service (``org.tizi.component=edge``),
+    ``component=None`` for every container of the stack (the key writer included)."""
+    filters = ["--filter", f"label={label_filter}"]
+    if component:
+        filters += ["--filter", f"label={COMPONENT_LABEL}={component}"]
+    ids = docker("ps", "-aq", *filters, host=host).stdout.split()
     return json.loads(docker("inspect", *ids, host=host).stdout) if ids else []
 
 

@@ -17,7 +17,9 @@ LABEL = "tizi.ma/ministry=enginekill"
 
 def test_killed_up_converges_on_the_next_run(engine_tools, tmp_path):
     project = local_copy(tmp_path, "unix:///var/run/docker.sock", PORT, "enginekill")
-    for leftover in containers(LABEL):  # from an earlier run of this test that was itself killed
+    for leftover in containers(
+        LABEL, component=None
+    ):  # from an earlier run of this test that was itself killed
         docker("rm", "-f", leftover["Id"])
     env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{project.state_dir}"}
     project.state_dir.mkdir(parents=True, exist_ok=True)
@@ -51,4 +53,4 @@ def test_killed_up_converges_on_the_next_run(engine_tools, tmp_path):
     finally:
         stack.destroy()
         stack.workspace.remove_stack("local")
-    assert containers(LABEL) == []
+    assert containers(LABEL, component=None) == []

@@ -6,7 +6,7 @@ import json
 
 from tests.engine_support import http_status, raw_state, wait_for
 
-from .conftest import ENGINE_PORT, containers, docker, volumes
+from .conftest import ENGINE_PORT, IMAGE, containers, docker, volumes
 
 URL = f"http://127.0.0.1:{ENGINE_PORT}"
 LABEL = "tizi.ma/ministry=enginetest"
@@ -39,9 +39,39 @@ def test_container_is_labelled_hardened_and_holds_no_key(local_project):
     assert not [k for k in local_project.api_keys("local") if k in inspected]
 
 
+def test_keys_went_through_a_writer_that_never_ran(local_project):
+    [writer] = containers(LABEL, component="key-writer")
+    assert writer["State"]["Status"] == "created"
+    assert writer["HostConfig"]["NetworkMode"] == "none"
+    inspected = json.dumps(writer)
+    assert not [k for k in local_project.api_keys("local") if k in inspected]
+    [container] = containers(LABEL)
+    keys_mount = next(m for m in container["Mounts"] if m["Destination"] == "/run/secrets/tizi")
+    assert keys_mount["Name"] == writer["Mounts"][0]["Name"] and keys_mount["RW"] is False
+
+
+def test_container_runs_the_image_by_id(local_project):
+    [container] = containers(LABEL)
+    image_id = docker("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
+    assert container["Config"]["Image"] == image_id == container["Image"]
+
+
 def test_second_up_changes_nothing(local_project):
     result = local_project.stack("local").up()
     assert set(result.summary.resource_changes) == {"same"}, result.summary.resource_changes
+
+
+def test_refresh_after_the_container_was_removed_by_hand_then_up_restores_it(local_project):
+    stack = local_project.stack("local")
+    [container] = containers(LABEL)
+    docker("rm", "-f", container["Id"])
+    refreshed = stack.refresh()
+    assert refreshed.summary.resource_changes.get("delete", 0) == 1, refreshed.summary.resource_changes
+    result = stack.up()
+    assert result.summary.resource_changes.get("create", 0) == 1, result.summary.resource_changes
+    key = local_project.api_keys("local")[0]
+    assert wait_for(lambda: http_status(f"{URL}/v1/models", key) == 200, timeout=30)
+    assert set(stack.up().summary.resource_changes) == {"same"}
 
 
 def test_no_plaintext_key_in_stack_file_state_or_output(local_project):
@@ -64,7 +94,7 @@ def test_destroy_leaves_no_container_volume_or_network(local_project):
     stack = local_project.stack("local")
     networks_before = set(docker("network", "ls", "-q").stdout.split())
     stack.destroy()
-    assert containers(LABEL) == []
+    assert containers(LABEL, component=None) == []
     assert volumes("tizi-enginetest-") == []
     assert set(docker("network", "ls", "-q").stdout.split()) <= networks_before
     assert http_status(f"{URL}/healthz") == 0

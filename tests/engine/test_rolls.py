@@ -55,7 +55,8 @@ def test_new_image_tag_rolls_without_a_failed_request(rolls):
     assert result.summary.resource_changes.get("replace", 0) >= 1
     after = container_names()
     assert len(after) == 1 and after != before, (before, after)
-    assert [c["Config"]["Image"] for c in containers(LABEL)] == [ROLL_TAG]
+    roll_id = docker("image", "inspect", "-f", "{{.Id}}", ROLL_TAG).stdout.strip()
+    assert [c["Config"]["Image"] for c in containers(LABEL)] == [roll_id], "the image is passed by ID"
     assert len(loop.statuses) > 50
     assert loop.failures == [], f"{len(loop.failures)} failed of {len(loop.statuses)}"
 
@@ -67,12 +68,14 @@ def test_rotated_keys_roll_without_a_failed_request(rolls):
     with steady_client(f"{URL}/v1/models", old[0]) as loop:
         stack.set_config("tizi:apiKeys", auto.ConfigValue(value=f"{old[0]},{new}", secret=True))
         stack.up()
+    assert len(loop.statuses) > 50, "the client must span the roll"
     assert loop.failures == [], f"{len(loop.failures)} failed of {len(loop.statuses)}"
     assert http_status(f"{URL}/v1/models", new) == 200, "the new key works after the roll"
     assert http_status(f"{URL}/v1/models", old[1]) == 401, "a key removed from the stack no longer works"
     with steady_client(f"{URL}/v1/models", new) as loop:
         stack.set_config("tizi:apiKeys", auto.ConfigValue(value=new, secret=True))
         stack.up()
-    assert loop.failures == []
+    assert len(loop.statuses) > 50 and loop.failures == []
     assert http_status(f"{URL}/v1/models", old[0]) == 401
     assert len(container_names()) == 1
+    assert len(containers(LABEL, component="key-writer")) == 1, "the old key writer went with its keys"

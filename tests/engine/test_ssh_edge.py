@@ -36,12 +36,12 @@ def test_up_over_ssh_serves_and_destroy_cleans_the_site(edge_project):
     assert result.outputs["endpoints"].value == {"edge-local": f"http://tizi-edge:{PORT}"}
     [container] = containers(LABEL, host=SSH_EDGE)
     assert container["Config"]["User"] == "10001:10001"
-    assert containers(LABEL) == [], "nothing ran on the default engine"
+    assert containers(LABEL, component=None) == [], "nothing ran on the default engine"
     url = f"http://127.0.0.1:{PORT}"  # the simulated site publishes on this machine's loopback
     assert wait_for(lambda: http_status(f"{url}/readyz") == 200, timeout=30)
     key = edge_project.api_keys("local")[0]
     assert http_status(f"{url}/v1/models", key) == 200
     assert set(stack.up().summary.resource_changes) == {"same"}
     stack.destroy()
-    assert containers(LABEL, host=SSH_EDGE) == []
+    assert containers(LABEL, host=SSH_EDGE, component=None) == []
     assert volumes("tizi-engineedge-", host=SSH_EDGE) == []

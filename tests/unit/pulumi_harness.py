@@ -8,6 +8,7 @@ registers, as the engine would, so label policy is testable.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ class Registered:
     inputs: dict[str, Any]
     transformed: dict[str, Any] | None
     raw: dict[str, Any]
+    #: resource options as the engine receives them (deleteBeforeReplace[Defined], dependencies)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -54,6 +57,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.evaluation = evaluation
         self.transforms: list[Any] = []
         self.raw_by_name: dict[str, dict[str, Any]] = {}
+        self.options_by_name: dict[str, dict[str, Any]] = {}
 
     def register_transform(self, transform) -> None:
         self.transforms.append(transform)
@@ -73,9 +77,19 @@ class RecordingMocks(pulumi.runtime.Mocks):
             if result is not None:
                 transformed = result.props
         self.evaluation.resources.append(
-            Registered(args.typ, args.name, args.inputs, transformed, self.raw_by_name.get(args.name, {}))
+            Registered(
+                args.typ,
+                args.name,
+                args.inputs,
+                transformed,
+                self.raw_by_name.get(args.name, {}),
+                self.options_by_name.get(args.name, {}),
+            )
         )
         outputs = dict(args.inputs)
+        if args.typ == "docker:index/remoteImage:RemoteImage":
+            # like the provider: the image's ID, which a container's image is read back as
+            outputs["imageId"] = "sha256:" + hashlib.sha256(str(args.inputs["name"]).encode()).hexdigest()
         if args.typ == "kubernetes:core/v1:Namespace":
             outputs.setdefault("metadata", {}).setdefault("name", args.inputs["metadata"]["name"])
         return f"{args.name}-id", outputs
@@ -90,6 +104,11 @@ class RecordingMonitor(runtime_mocks.MockMonitor):
     def RegisterResource(self, request):
         raw = json_format.MessageToDict(request.object)
         self.mocks.raw_by_name[request.name] = raw
+        self.mocks.options_by_name[request.name] = {
+            "deleteBeforeReplace": request.deleteBeforeReplace,
+            "deleteBeforeReplaceDefined": request.deleteBeforeReplaceDefined,
+            "dependencies": list(request.dependencies),
+        }
         return super().RegisterResource(request)
 
 

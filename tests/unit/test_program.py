@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -23,7 +24,13 @@ K8S_TYPES = [
     "kubernetes:core/v1:Secret",
     "kubernetes:helm.sh/v3:Release",
 ]
-EDGE_TYPES = ["docker:index/volume:Volume", "docker:index/volume:Volume", "docker:index/container:Container"]
+EDGE_TYPES = [
+    "docker:index/remoteImage:RemoteImage",
+    "docker:index/volume:Volume",
+    "docker:index/volume:Volume",
+    "docker:index/container:Container",
+    "docker:index/container:Container",
+]
 KOYEB_TYPES = ["koyeb:index/secret:Secret", "koyeb:index/app:App", "koyeb:index/service:Service"]
 
 # stack -> resource types registered under each target component, in order
@@ -124,7 +131,7 @@ def test_koyeb_service_definition_and_secret():
     assert all("value" not in env or env["value"] not in KEYS for env in definition["envs"])
 
 
-def test_edge_container_is_hardened_and_gets_keys_as_files():
+def test_edge_container_is_hardened_and_mounts_the_keys_read_only():
     evaluation = run_stack("local")
     container = evaluation.named("edge-local-container")
     inputs = container.inputs
@@ -138,23 +145,57 @@ def test_edge_container_is_hardened_and_gets_keys_as_files():
     assert inputs["networkMode"] == "host", "the service binds the site port itself (rolls share it)"
     assert "PORT=18080" in inputs["envs"] and "TIZI_HOST=127.0.0.1" in inputs["envs"]
     assert "ports" not in inputs
-    assert inputs["image"] == "tizi/inference-service:0.1.0", "imagePull: never uses the loaded image"
-    assert is_secret(container.raw["uploads"])
+    assert "uploads" not in inputs, "Docker refuses uploads (a copy to /) on a read-only root"
+    keys_mount = next(v for v in unwrap(inputs["volumes"]) if v["containerPath"] == "/run/secrets/tizi")
+    assert keys_mount["readOnly"] is True
+    assert not any(k in env for env in inputs["envs"] for k in KEYS)
+    assert evaluation.outputs["endpoints"] == {"edge-local": "http://127.0.0.1:18080"}
+
+
+def test_edge_keys_are_uploaded_through_a_never_started_writer():
+    evaluation = run_stack("local")
+    writer = evaluation.named("edge-local-key-writer")
+    inputs = writer.inputs
+    assert inputs["readOnly"] is False, "the provider copies uploads to /, which must be writable"
+    assert inputs["start"] is False and inputs["mustRun"] is False
+    assert inputs["networkMode"] == "none" and inputs["capabilities"] == {"drops": ["ALL"]}
+    assert inputs["user"] == "10001:10001"
+    assert is_secret(writer.raw["uploads"])
     assert [u["file"] for u in unwrap(inputs["uploads"])] == [
         "/run/secrets/tizi/key-0",
         "/run/secrets/tizi/key-1",
     ]
-    assert not any(k in env for env in inputs["envs"] for k in KEYS)
-    assert "docker:index/remoteImage:RemoteImage" not in evaluation.types
-    assert evaluation.outputs["endpoints"] == {"edge-local": "http://127.0.0.1:18080"}
+    assert [u["content"] for u in unwrap(inputs["uploads"])] == KEYS
+    service_volumes = evaluation.named("edge-local-container").inputs["volumes"]
+    assert unwrap(inputs["volumes"])[0]["volumeName"] == unwrap(service_volumes)[0]["volumeName"]
 
 
-def test_edge_sites_pull_when_missing_and_publish_on_the_site_address():
-    config, secret_keys = stack_config(STACKS["health-prod"], API_KEYS)
-    targets = json.loads(config["tizi:targets"])
-    targets[1]["imagePull"] = "missing"
-    config["tizi:targets"] = json.dumps(targets)
-    evaluation = evaluate(config, secret_keys, stack="health-prod")
+def test_edge_containers_ask_for_create_before_delete_explicitly():
+    evaluation = run_stack("local")
+    for name in ("edge-local-container", "edge-local-key-writer"):
+        options = evaluation.named(name).options
+        assert options["deleteBeforeReplaceDefined"] is True, f"{name}: upstream's default would delete first"
+        assert options["deleteBeforeReplace"] is False, name
+    writer_urn = next(r.raw for r in evaluation.resources if r.name == "edge-local-key-writer")
+    assert writer_urn is not None
+    assert any(
+        "edge-local-key-writer" in dep
+        for dep in evaluation.named("edge-local-container").options["dependencies"]
+    )
+
+
+def test_edge_containers_get_the_image_by_id():
+    evaluation = run_stack("local")
+    image = evaluation.named("edge-local-image")
+    assert image.type == "docker:index/remoteImage:RemoteImage"
+    assert image.inputs["name"] == "tizi/inference-service:0.1.0" and image.inputs["keepLocally"] is True
+    expected = "sha256:" + hashlib.sha256(b"tizi/inference-service:0.1.0").hexdigest()
+    assert evaluation.named("edge-local-container").inputs["image"] == expected
+    assert evaluation.named("edge-local-key-writer").inputs["image"] == expected
+
+
+def test_edge_sites_publish_on_the_site_address():
+    evaluation = run_stack("health-prod")
     assert evaluation.named("clinic-ifrane-image").type == "docker:index/remoteImage:RemoteImage"
     assert evaluation.outputs["endpoints"]["clinic-ifrane"] == "http://clinic-ifrane.health.local:18080"
     assert evaluation.outputs["endpoints"]["clinic-tata"] == "http://clinic-tata.health.local:18080"
