@@ -1,0 +1,1 @@
+"""Tests for the Helm chart charts/inference-service."""
