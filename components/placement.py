@@ -3,7 +3,8 @@
 Runs after ``read_spec`` and before any resource exists.  Each target is judged on
 its own region (Kubernetes and Knative also on every fallback region, which must
 satisfy the same rules), and the decisions are kept so the program can export the
-rule that allowed the chosen region.
+rule that allowed the chosen region.  When no target runs in the stack's own region
+(edge- or Koyeb-only stacks), that region and its fallbacks are judged all the same.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from components.problems import Problem
 from components.rules.catalogue import Catalogue, load_catalogue
-from components.rules.residency import Decision, allowed_regions, decide
+from components.rules.residency import Decision, allowed_regions, decide, decide_any_target
 from components.spec.service import ServiceSpec
 from components.spec.target import Target
 from components.targets.kinds import KINDS
@@ -76,4 +77,37 @@ def judge(
                         problems.append(problem)
                 fallbacks.append(fb)
         placements.append(TargetPlacement(target, decision, tuple(fallbacks)))
+    if not any(KINDS[t.kind].region_key is None for t in spec.targets):
+        problems += [p for p in _stack_region_problems(spec, catalogue, skip_keys) if p not in problems]
     return Placement(tuple(placements)), problems
+
+
+def _stack_region_problems(
+    spec: ServiceSpec, catalogue: Catalogue, skip_keys: frozenset[str]
+) -> list[Problem]:
+    """``tizi:region`` and its fallbacks, judged by the same rules when no target runs there.
+
+    An edge- or Koyeb-only stack still declares where its data lives (the region label on
+    every resource, the fallback for a site): a sensitive stack may not declare eu-paris.
+    """
+    problems = []
+    for key, region_id in [("region", spec.region)] + [
+        (f"fallbackRegions[{i}]", fb) for i, fb in enumerate(spec.fallback_regions)
+    ]:
+        decision = decide_any_target(catalogue, region_id, spec.data_class, spec.legal_basis)
+        if key in skip_keys or decision.allowed:
+            continue
+        allowed = [
+            r.id.replace("*", "<name>")
+            for r in catalogue.regions
+            if decide_any_target(catalogue, r.id, spec.data_class, spec.legal_basis).allowed
+        ]
+        problems.append(
+            Problem(
+                key,
+                region_id,
+                f"refused for data class {spec.data_class.value!r} by rule {decision.rule_id} "
+                f"({decision.reason}; source: {decision.source}); allowed: {', '.join(allowed)}",
+            )
+        )
+    return problems

@@ -12,6 +12,7 @@ from components.cli.bundle import bundle
 from components.cli.check import check
 from components.cli.destroy import destroy
 from components.cli.env import env
+from components.cli.errors import TiziGroup
 from components.cli.key import key
 from components.cli.needs import needs
 from components.cli.preview import preview
@@ -21,7 +22,7 @@ from components.cli.up import up
 from components.cli.values import values
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=TiziGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tizi")
 def main() -> None:
     """tizi: deploy one inference service portably, placed where Moroccan law allows."""

@@ -8,7 +8,7 @@ import click
 
 from components.cli.output import emit_json, emit_table
 from components.rules.catalogue import Region, TargetKind, load_catalogue
-from components.rules.residency import DataClass, Decision, decide
+from components.rules.residency import DataClass, Decision, decide, decide_any_target
 
 
 def _decision(region: Region, data_class: DataClass, target: TargetKind | None) -> Decision:
@@ -16,8 +16,7 @@ def _decision(region: Region, data_class: DataClass, target: TargetKind | None) 
     catalogue = load_catalogue()
     if target is not None:
         return decide(catalogue, region.id, data_class, target)
-    decisions = [decide(catalogue, region.id, data_class, t) for t in sorted(region.targets)]
-    return next((d for d in decisions if d.allowed), decisions[0])
+    return decide_any_target(catalogue, region.id, data_class)
 
 
 @click.command()

@@ -98,11 +98,6 @@ def new(
     """Render stacks/Pulumi.<ministry>-<env>.yaml, refusing invalid values and existing files."""
     stack_name = f"{ministry}-{environment}"
     path = stacks_dir / f"Pulumi.{stack_name}.yaml"
-    if path.exists():
-        click.echo(
-            f"error: {path} exists; tizi never overwrites a stack file (edit it or remove it first)", err=True
-        )
-        raise SystemExit(1)
     options = NewStackOptions(
         context=context, edge_site=edge_site, edge_host=edge_host, koyeb_region=koyeb_region
     )
@@ -125,10 +120,16 @@ def new(
         scaling_min=0 if all(KINDS[TargetKind(kind)].scale_to_zero for kind in targets) else 1,
         targets=[KINDS[TargetKind(kind)].new_entry(options) for kind in targets],
     )
-    _validate_rendered(text)
+    _validate_rendered(text)  # before the file system is touched: names are checked first
     stacks_dir.mkdir(parents=True, exist_ok=True)
-    with open(path, "x", encoding="utf-8") as handle:  # "x": never clobber a file created meanwhile
-        handle.write(text)
+    try:
+        with open(path, "x", encoding="utf-8") as handle:  # "x": never clobber an existing file
+            handle.write(text)
+    except FileExistsError:
+        click.echo(
+            f"error: {path} exists; tizi never overwrites a stack file (edit it or remove it first)", err=True
+        )
+        raise SystemExit(1) from None
     click.echo(f"wrote {path}")
     click.echo("next:")
     click.echo(f"  pulumi stack init {stack_name} --secrets-provider passphrase")

@@ -62,8 +62,13 @@ def remove_orphans(orphans: list[Orphan]) -> list[Orphan]:
     """Remove each orphan container if it exists; returns those removed."""
     removed = []
     for orphan in orphans:
-        result = subprocess.run(["docker", "--host", orphan.host, "rm", "-f", orphan.name],
-                                capture_output=True, text=True, check=False)  # fmt: skip
+        try:
+            result = subprocess.run(["docker", "--host", orphan.host, "rm", "-f", orphan.name],
+                                    capture_output=True, text=True, check=False)  # fmt: skip
+        except FileNotFoundError:
+            print(f"tizi: cannot remove {orphan.name} on {orphan.host}: the docker CLI is not installed; "
+                  "remove it by hand before the next up", file=sys.stderr)  # fmt: skip
+            continue
         if result.returncode == 0:
             removed.append(orphan)
             print(

@@ -208,7 +208,7 @@ def decide(
             allowed=False,
             rule_id="RES-CATALOGUE",
             reason=f"unknown region; the catalogue lists {', '.join(catalogue.ids())}",
-            source="components/data/regions.json",
+            source="components/rules/regions.json",
         )
     rule = RULES[data_class]
     for generic in (LIVE_RULE, TARGET_RULE):
@@ -240,3 +240,17 @@ def allowed_regions(
         for region in catalogue.regions
         if decide(catalogue, region.id, data_class, target, legal_basis).allowed
     ]
+
+
+def decide_any_target(
+    catalogue: Catalogue,
+    region_id: str,
+    data_class: DataClass,
+    legal_basis: LegalBasis | None = None,
+) -> Decision:
+    """Judge a region on the best of the targets it hosts: for the stack's own region when no
+    target is placed there (an edge-only stack still declares where its data lives)."""
+    region = catalogue.find(region_id)
+    kinds = sorted(region.targets) if region is not None and region.targets else list(TargetKind)
+    decisions = [decide(catalogue, region_id, data_class, kind, legal_basis) for kind in kinds]
+    return next((d for d in decisions if d.allowed), decisions[0])

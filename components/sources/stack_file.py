@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ import yaml
 from components.sources.stack_input import PREFIX, StackInput, decode_config
 
 MAX_FILE_BYTES = 1 << 20
+#: what ``pulumi config set --secret`` writes: base64 parts joined by colons (``v1:…:…``)
+CIPHERTEXT = re.compile(r"[A-Za-z0-9+/=_-]{1,64}(:[A-Za-z0-9+/=_-]{1,4096}){1,4}")
 MAX_DEPTH = 32
 
 
@@ -127,6 +130,25 @@ def _is_encrypted(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"} and isinstance(value["secure"], str)
 
 
+def _check_ciphertexts(path: Path, key: str, value: Any) -> None:
+    """Every ``secure:`` value is ciphertext; an empty or hand-written one would be read as a
+    secret by nobody (the engine fails to decrypt it, after the preview has started)."""
+    if isinstance(value, dict):
+        if "secure" in value:
+            secure = value["secure"]
+            if set(value) != {"secure"} or not isinstance(secure, str) or not CIPHERTEXT.fullmatch(secure):
+                raise StackFileError(
+                    f"{path}: config key {_short(key)}: the secure: value is not a ciphertext; "
+                    "set it with `pulumi config set --secret`"
+                )
+            return
+        for item in value.values():
+            _check_ciphertexts(path, key, item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_ciphertexts(path, key, item)
+
+
 def _holds_secret(value: Any) -> bool:
     if isinstance(value, dict):
         return _is_encrypted(value) or any(_holds_secret(v) for v in value.values())
@@ -168,6 +190,7 @@ def engine_config(path: Path) -> EngineConfig:
                 f"{path}: config key {_short(full_key)} is given twice "
                 f"({_short(written_key)} means {_short(full_key)})"
             )
+        _check_ciphertexts(path, full_key, value)
         if _holds_secret(value):
             secret_keys.add(full_key)
             values[full_key] = None

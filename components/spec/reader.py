@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.problems import Problem
+from components.problems import Problem, hidden
 
 # Patterns are applied with ``fullmatch``: ``$`` alone would let a trailing newline through.
 SLUG = re.compile(r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$")
@@ -39,11 +39,13 @@ class SettingsReader:
         return value
 
     def unknown(self, key: str, section: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+        """Report keys outside ``allowed``; their values are never shown (a mistyped
+        ``apiKey:`` may hold a key)."""
         for name in section:
             if name not in allowed:
                 self.fail(
-                    f"{key}.{name}" if key else name,
-                    section[name],
+                    f"{key}.{name}" if key else str(name),
+                    hidden(section[name]),
                     f"unknown key; allowed keys: {', '.join(allowed)}",
                 )
 

@@ -33,6 +33,14 @@ def looks_like_secret(env_name: str) -> bool:
     return any(word in name for word in _SECRET_WORDS) or bool(_SECRET_PARTS & set(name.split("_")))
 
 
+_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]*:[^/\s@]+@")
+
+
+def carries_credentials(value: str) -> bool:
+    """True for values with a password inside a URL (``postgres://app:s3cret@db/x``)."""
+    return bool(_URL_CREDENTIALS.search(value))
+
+
 def split_keys(raw: str) -> list[str]:
     """Keys in the order written, blanks dropped."""
     return [key.strip() for key in _SEPARATORS.split(raw) if key.strip()]

@@ -9,15 +9,16 @@ problem, so a forked stack is fixed in one pass.  It knows nothing about Pulumi:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.problems import Problem
+from components.problems import Problem, hidden
 from components.rules.residency import DataClass, LegalBasis, LegalBasisKind
 from components.spec.labels import DATA_CLASS_LABEL, ENVIRONMENT_LABEL, MINISTRY_LABEL, REGION_LABEL
 from components.spec.reader import DNS_LABEL, REGION_ID, SLUG, SettingsReader
-from components.spec.secrets import SECRET_KEYS, looks_like_secret
+from components.spec.secrets import SECRET_KEYS, carries_credentials, looks_like_secret
 from components.spec.target import Target
 from components.spec.targets import read_targets
 from components.targets.kinds import KINDS, StackContext, kinds_with
@@ -37,8 +38,8 @@ _IMAGE = re.compile(
 )
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _SECRET_NAME = re.compile(r"^[a-z][A-Za-z0-9]{0,40}$")
-_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
-_MEMORY = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)$")
+_CPU = re.compile(r"([0-9]{1,7}m|[0-9]{1,4}(\.[0-9]{1,3})?)")
+_MEMORY = re.compile(r"[0-9]{1,7}(Ki|Mi|Gi|Ti)")
 
 #: Keys a stack may set under ``tizi:``; anything else is a typo worth stopping for.
 TOP_LEVEL_KEYS = (
@@ -59,6 +60,9 @@ TOP_LEVEL_KEYS = (
 
 
 _BINARY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+#: the largest machine tizi will plan for; beyond that a value is a typo, not a server
+MAX_CPUS = 256
+MAX_MEMORY_MIB = 2**20
 
 
 class Quantity:
@@ -283,15 +287,36 @@ def _legal_basis(r: SettingsReader, raw: Any) -> LegalBasis | None:
         return None
     r.unknown("legalBasis", raw, ("kind", "reference"))
     kind = r.choice("legalBasis.kind", raw.get("kind"), tuple(k.value for k in LegalBasisKind))
-    reference = raw.get("reference")
-    if not isinstance(reference, str) or len(reference.strip()) < 3:
+    reference = _visible(raw.get("reference"))
+    if reference is None or len(reference) < 3 or len(reference) > 200 or _is_placeholder(reference):
         r.fail(
             "legalBasis.reference",
-            reference,
-            "must record the reference of the basis (e.g. a CNDP authorisation number)",
+            raw.get("reference"),
+            "must record the actual reference of the basis, 3-200 visible characters "
+            "(e.g. a CNDP authorisation number), not a placeholder",
         )
         return None
-    return LegalBasis(LegalBasisKind(kind), reference.strip()) if kind else None
+    return LegalBasis(LegalBasisKind(kind), reference) if kind else None
+
+
+#: references that record nothing: a transfer abroad needs a real authorisation number
+_PLACEHOLDERS = frozenset(
+    {"todo", "tbd", "tba", "xxx", "n/a", "na", "none", "null", "nil", "test", "placeholder", "changeme",
+     "unknown", "pending", "example", "sample", "dummy", "fixme", "123", "1234", "000", "0000"}
+)  # fmt: skip
+
+
+def _visible(value: Any) -> str | None:
+    """The text with invisible characters (zero-width, controls, odd spaces) removed."""
+    if not isinstance(value, str):
+        return None
+    kept = "".join(ch for ch in value if unicodedata.category(ch)[0] not in ("C", "Z") or ch == " ")
+    return " ".join(kept.split())
+
+
+def _is_placeholder(reference: str) -> bool:
+    folded = reference.casefold().strip(" .-_/#")
+    return folded in _PLACEHOLDERS or len(set(folded)) <= 1 or folded.startswith(("todo", "tbd", "xxx"))
 
 
 def _image(r: SettingsReader, raw: Any, environment: str) -> str:
@@ -325,7 +350,14 @@ def _env(r: SettingsReader, raw: Any) -> dict[str, str]:
                 "`pulumi config set --secret`, never in env",
             )
         elif not isinstance(value, str | int | float) or isinstance(value, bool):
-            r.fail(key, value, "must be a string or a number")
+            r.fail(key, hidden(value), "must be a string or a number")
+        elif isinstance(value, str) and carries_credentials(value):
+            r.fail(
+                key,
+                hidden(value),
+                "carries a credential (user:password@ in a URL); declare it in tizi:service.secrets "
+                "and set it with `pulumi config set --secret`, never in env",
+            )
         else:
             env[name] = str(value)
     return env
@@ -383,6 +415,8 @@ def _model(r: SettingsReader, raw: Mapping[str, Any]) -> Model:
     size = r.string(
         "model.size", raw.get("size"), _MEMORY, "must be a size such as 20Mi or 4Gi", default="100Mi"
     )
+    if size and Quantity.memory_mib(size) > MAX_MEMORY_MIB:
+        r.fail("model.size", size, "must be at most 1Ti")
     languages = _language_codes(r, "model.languages", raw.get("languages"), required=True)
     return Model(name=name, source=source or "", size=size, languages=languages)
 
@@ -393,9 +427,10 @@ def _resources(r: SettingsReader, raw: Mapping[str, Any]) -> Resources:
     cpu = raw.get("cpu", defaults.cpu)
     if isinstance(cpu, int | float) and not isinstance(cpu, bool):
         cpu = str(cpu)
-    cpu = r.string("resources.cpu", cpu, _CPU, "must be a CPU quantity such as 500m or 2", defaults.cpu)
-    if cpu and Quantity.cpus(cpu) <= 0:
-        r.fail("resources.cpu", cpu, "must be more than 0")
+    allowed = f"must be a CPU quantity such as 500m or 2, at most {MAX_CPUS} CPUs"
+    cpu = r.string("resources.cpu", cpu, _CPU, allowed, defaults.cpu)
+    if cpu and not 0 < Quantity.cpus(cpu) <= MAX_CPUS:
+        r.fail("resources.cpu", cpu, f"must be more than 0 and at most {MAX_CPUS} CPUs")
     memory = r.string(
         "resources.memory",
         raw.get("memory", defaults.memory),
@@ -403,8 +438,8 @@ def _resources(r: SettingsReader, raw: Mapping[str, Any]) -> Resources:
         "must be a memory quantity such as 512Mi or 2Gi",
         defaults.memory,
     )
-    if memory and Quantity.memory_mib(memory) < 64:
-        r.fail("resources.memory", memory, "must be at least 64Mi (the model must fit)")
+    if memory and not 64 <= Quantity.memory_mib(memory) <= MAX_MEMORY_MIB:
+        r.fail("resources.memory", memory, "must be at least 64Mi (the model must fit) and at most 1Ti")
     gpu = raw.get("gpu") or {}
     if not isinstance(gpu, Mapping):
         r.fail("resources.gpu", gpu, "must be a mapping with count and type")

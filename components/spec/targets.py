@@ -43,4 +43,20 @@ def read_targets(r: SettingsReader, raw: Any, stack: StackContext) -> tuple[Targ
     names = [t.name for t in targets]
     for name in sorted({n for n in names if names.count(n) > 1}):
         r.fail("targets", names, f"target names must be unique; {name!r} repeats (set name: on each)")
+    _collisions(r, targets)
     return tuple(targets)
+
+
+def _collisions(r: SettingsReader, targets: list[Target]) -> None:
+    """Two targets may not take the same place (a Docker host's port, a namespace)."""
+    first: dict[str, int] = {}
+    for index, target in enumerate(targets):
+        place = KINDS[target.kind].occupies(target)
+        if place in first:
+            r.fail(
+                f"targets[{index}]",
+                target.name,
+                f"collides with targets[{first[place]}]: both use {place}; give each target its own",
+            )
+        else:
+            first[place] = index

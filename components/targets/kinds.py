@@ -26,8 +26,17 @@ EDGE_PULL_POLICIES = ("never", "missing")
 #: 0.0.0.0 serves the site's network; 127.0.0.1 keeps the service behind a local proxy or tunnel.
 BIND_ADDRESSES = ("0.0.0.0", "127.0.0.1")
 KOYEB_INSTANCE_TYPES = ("nano", "micro", "small", "medium", "large", "xlarge")
-DOCKER_HOST = re.compile(r"(unix:///\S+|tcp://[A-Za-z0-9.-]+:[0-9]+|ssh://[A-Za-z0-9@._-]+(:[0-9]+)?)")
-KUBE_CONTEXT = re.compile(r"[A-Za-z0-9@._:/-]{1,120}")
+# Hosts and users start with a letter or digit: a value starting with '-' would read as an
+# option to ssh or docker; no shell metacharacters or whitespace anywhere.
+DOCKER_HOST = re.compile(
+    r"unix:///[A-Za-z0-9._/-]{1,200}"
+    r"|tcp://[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{1,5}"
+    r"|ssh://([A-Za-z0-9_][A-Za-z0-9._-]{0,31}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?"
+)
+KUBE_CONTEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._:/-]{0,119}")
+#: namespaces that belong to the cluster or its platform, never to a ministry's service
+SYSTEM_NAMESPACES = ("default",)
+SYSTEM_NAMESPACE_PREFIXES = ("kube-", "knative-", "istio-", "openshift", "cattle-", "gatekeeper-")
 EDGE_SITE = re.compile(r"ma-edge-[a-z0-9-]{2,40}")
 
 
@@ -79,6 +88,8 @@ class KindProfile:
     #: module with ``deploy(placement, spec, api_keys, key_count)`` returning the component
     component: str
     new_entry: Callable[[NewStackOptions], dict[str, Any]]
+    #: what the target takes for itself on its platform; two targets taking the same collide
+    occupies: Callable[[Target], str]
 
     def region_setting(self, index: int) -> str:
         """The setting a refusal of this target's region names (``region``, ``targets[1].site``)."""
@@ -116,16 +127,26 @@ def _cluster_target(
     )
 
 
+def _check_namespace(r: SettingsReader, key: str, target: Target) -> Target:
+    if target.namespace in SYSTEM_NAMESPACES or target.namespace.startswith(SYSTEM_NAMESPACE_PREFIXES):
+        r.fail(
+            f"{key}.namespace",
+            target.namespace,
+            "is a system namespace; the service gets a namespace of its own (default: <ministry>-<env>)",
+        )
+    return target
+
+
 def _read_kubernetes(
     r: SettingsReader, key: str, item: Mapping[str, Any], stack: StackContext, name: str
 ) -> Target:
-    return _cluster_target(r, key, item, stack, name, TargetKind.KUBERNETES)
+    return _check_namespace(r, key, _cluster_target(r, key, item, stack, name, TargetKind.KUBERNETES))
 
 
 def _read_knative(
     r: SettingsReader, key: str, item: Mapping[str, Any], stack: StackContext, name: str
 ) -> Target:
-    return _cluster_target(r, key, item, stack, name, TargetKind.KNATIVE)
+    return _check_namespace(r, key, _cluster_target(r, key, item, stack, name, TargetKind.KNATIVE))
 
 
 def _read_koyeb(
@@ -193,6 +214,20 @@ def _new_edge_entry(options: NewStackOptions) -> dict[str, Any]:
     }
 
 
+def _cluster_place(target: Target) -> str:
+    # one release name per namespace: a Kubernetes and a Knative target there would collide
+    return f"namespace {target.namespace} of cluster context {target.context or '(current)'}"
+
+
+def _koyeb_place(target: Target) -> str:
+    # the app name (ministry-env-service) is global to the Koyeb organisation
+    return "the Koyeb app of this stack"
+
+
+def _edge_place(target: Target) -> str:
+    return f"port {target.host_port} of Docker host {target.host}"
+
+
 KUBERNETES = KindProfile(
     kind=TargetKind.KUBERNETES,
     keys=("kind", "name", "context", "namespace", "ingressNamespace"),
@@ -205,6 +240,7 @@ KUBERNETES = KindProfile(
     tools=("kubernetes", "helm"),
     component="components.targets.kubernetes",
     new_entry=_new_cluster_entry(TargetKind.KUBERNETES),
+    occupies=_cluster_place,
 )
 KNATIVE = KindProfile(
     kind=TargetKind.KNATIVE,
@@ -218,6 +254,7 @@ KNATIVE = KindProfile(
     tools=("kubernetes", "helm"),
     component="components.targets.knative",
     new_entry=_new_cluster_entry(TargetKind.KNATIVE),
+    occupies=_cluster_place,
 )
 KOYEB = KindProfile(
     kind=TargetKind.KOYEB,
@@ -232,6 +269,7 @@ KOYEB = KindProfile(
     tools=(),
     component="components.targets.koyeb",
     new_entry=_new_koyeb_entry,
+    occupies=_koyeb_place,
 )
 EDGE = KindProfile(
     kind=TargetKind.EDGE,
@@ -245,6 +283,7 @@ EDGE = KindProfile(
     tools=("docker",),
     component="components.targets.edge",
     new_entry=_new_edge_entry,
+    occupies=_edge_place,
 )
 
 #: The one table of target kinds, in the order ``tizi`` lists them.

@@ -64,7 +64,7 @@ VARIANTS = {
     "negative-min": ("kind", {"tizi:scaling": {"min": -1, "max": 3}}),
     "plaintext-keys": ("local", {"tizi:apiKeys": "k1-aaaaaaaaaaaaaaaaaaaaaaaa"}),
     "missing-keys": ("local", {"tizi:apiKeys": None}),
-    "secret-setting": ("local", {"tizi:region": {"secure": "v1:AAAA"}}),
+    "secret-setting": ("local", {"tizi:region": {"secure": "v1:c2FsdHNhbHQ=:Y2lwaGVydGV4dGNpcGhlcg=="}}),
     "number-as-ministry": ("local", {"tizi:ministry": 123}),
     "quoted-bool": ("local", {"tizi:environment": "true"}),
     "edge-scale-to-zero": ("local", {"tizi:scaling": {"min": 0, "max": 2}}),

@@ -1,0 +1,1 @@
+"""Hostile input: stack files, the command line and stack creation, refused with clean lines."""
