@@ -106,15 +106,17 @@ class EdgeService(pulumi.ComponentResource):
         image_id = docker.RemoteImage(
             f"{name}-image", name=plan.image, keep_locally=True, opts=child
         ).image_id
+        # The provider replaces a Container, and a Volume whose name the program sets, delete
+        # first (and with it everything that depends on it); a roll must create the new one
+        # first, so every container and volume here asks for create-before-delete explicitly.
+        create_first = pulumi.ResourceOptions(parent=self, delete_before_replace=False)
         keys_volume = docker.Volume(
             f"{name}-keys",
             name=keys.apply(lambda raw: f"{plan.secrets_volume}-{_key_set_digest(raw)}"),
-            opts=child,
+            opts=create_first,
         )
-        model_volume = docker.Volume(f"{name}-models", name=plan.model_volume, opts=child)
+        model_volume = docker.Volume(f"{name}-models", name=plan.model_volume, opts=create_first)
 
-        # The provider maps Container with delete-before-replace; a roll must create the new
-        # container first, so every container here asks for create-before-delete explicitly.
         writer = docker.Container(
             f"{name}-key-writer",
             **{
@@ -124,7 +126,7 @@ class EdgeService(pulumi.ComponentResource):
                 "volumes": [{"volume_name": keys_volume.name, "container_path": plan.secrets_dir}],
                 "uploads": keys.apply(lambda raw: _key_uploads(plan, raw)),
             },
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
+            opts=create_first,
         )
         container_args = plan.pulumi_args()
         container_args["image"] = image_id

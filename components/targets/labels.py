@@ -48,10 +48,18 @@ def apply_labels(type_: str, props: Mapping[str, Any], labels: Mapping[str, str]
 
 
 def label_transform(labels: Mapping[str, str]) -> pulumi.ResourceTransform:
-    """A stack transform adding ``labels``; resource-specific labels win on conflict."""
+    """A stack transform adding ``labels``; resource-specific labels win on conflict.
+
+    It changes properties only and hands back no options, so the engine keeps the
+    resource's own: the Python SDK's transform round trip (3.272) drops an explicit
+    ``delete_before_replace=False`` (it copies the option only when true), and the edge
+    containers' create-before-delete would silently become the provider's default
+    delete-first (the engine tier's roll test lost 15 of 169 requests that way).
+    """
 
     def transform(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
         props = apply_labels(args.type_, args.props, labels)
-        return None if props is None else pulumi.ResourceTransformResult(props=props, opts=args.opts)
+        # opts=None: "keep the options the resource registered with" (see the docstring)
+        return None if props is None else pulumi.ResourceTransformResult(props=props, opts=None)  # type: ignore[arg-type]
 
     return transform

@@ -12,10 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -26,6 +26,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 )
 
 // spec is a resource's inputs as plain values (strings, float64, bool, []any, map[string]any).
@@ -118,32 +119,67 @@ func duration(s string) time.Duration {
 
 const mib = 1024 * 1024
 
-// containerConfig renders a container spec as Docker API create arguments.
+// errors named as upstream names them (resource_docker_container_funcs.go)
+var (
+	errContainerFailedToBeCreated        = errors.New("container failed to be created")
+	errContainerFailedToBeDeleted        = errors.New("container failed to be deleted")
+	errContainerExitedImmediately        = errors.New("container exited immediately")
+	errContainerFailedToBeInRunningState = errors.New("container failed to be in running state")
+	errContainerFailedToBeInHealthyState = errors.New("container failed to be in healthy state")
+)
+
+// creationTime mirrors upstream's package-level `creationTime`: set when this provider process
+// starts a container, read by every later container Read of the same process (must_run).
+var creationTime struct {
+	sync.Mutex
+	t time.Time
+}
+
+func setCreationTime(t time.Time) {
+	creationTime.Lock()
+	creationTime.t = t
+	creationTime.Unlock()
+}
+
+func getCreationTime() time.Time {
+	creationTime.Lock()
+	defer creationTime.Unlock()
+	return creationTime.t
+}
+
+// containerConfig renders a container spec as Docker API create arguments, as
+// resourceDockerContainerCreate does (only the attributes the stand-in accepts).
 func containerConfig(s spec) (*container.Config, *container.HostConfig, error) {
 	cfg := &container.Config{
-		Image:  s.str("image"),
-		User:   s.str("user"),
-		Env:    s.strs("envs"),
-		Labels: s.labels(),
+		Image:      s.str("image"),
+		Hostname:   s.str("hostname"),
+		Domainname: s.str("domainname"),
+		Tty:        s.boolean("tty", false),
+		OpenStdin:  s.boolean("stdinOpen", false),
+		StopSignal: s.str("stopSignal"),
+		User:       s.str("user"),
+		WorkingDir: s.str("workingDir"),
+	}
+	if t, ok := s.num("stopTimeout"); ok && t != 0 {
+		n := int(t)
+		cfg.StopTimeout = &n
+	}
+	if env := s.strs("envs"); len(env) > 0 {
+		cfg.Env = env
 	}
 	if cmd := s.strs("command"); len(cmd) > 0 {
+		for _, c := range cmd {
+			if c == "" {
+				return nil, nil, errors.New("values for command may not be empty")
+			}
+		}
 		cfg.Cmd = strslice.StrSlice(cmd)
 	}
 	if ep := s.strs("entrypoints"); len(ep) > 0 {
 		cfg.Entrypoint = strslice.StrSlice(ep)
 	}
-	if wd := s.str("workingDir"); wd != "" {
-		cfg.WorkingDir = wd
-	}
-	if h := s.str("hostname"); h != "" {
-		cfg.Hostname = h
-	}
-	if sig := s.str("stopSignal"); sig != "" {
-		cfg.StopSignal = sig
-	}
-	if t, ok := s.num("stopTimeout"); ok {
-		n := int(t)
-		cfg.StopTimeout = &n
+	if l := s.labels(); len(l) > 0 {
+		cfg.Labels = l
 	}
 	if hc := s.obj("healthcheck"); hc != nil {
 		retries, _ := hc.num("retries")
@@ -155,57 +191,85 @@ func containerConfig(s spec) (*container.Config, *container.HostConfig, error) {
 			Retries:     int(retries),
 		}
 	}
-
+	maxRetry, _ := s.num("maxRetryCount")
+	init := s.boolean("init", false)
 	host := &container.HostConfig{
+		Privileged:      s.boolean("privileged", false),
+		PublishAllPorts: s.boolean("publishAllPorts", false),
+		RestartPolicy: container.RestartPolicy{
+			Name:              container.RestartPolicyMode(s.str("restart")),
+			MaximumRetryCount: int(maxRetry),
+		},
+		Runtime:        s.str("runtime"),
+		AutoRemove:     s.boolean("rm", false),
 		ReadonlyRootfs: s.boolean("readOnly", false),
-		Privileged:     s.boolean("privileged", false),
-		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyMode(s.str("restart"))},
-		SecurityOpt:    s.strs("securityOpts"),
-		Tmpfs:          s.strMap("tmpfs"),
 		LogConfig:      container.LogConfig{Type: s.str("logDriver"), Config: s.strMap("logOpts")},
+		Tmpfs:          s.strMap("tmpfs"),
+		SecurityOpt:    s.strs("securityOpts"),
+		Init:           &init,
 	}
-	if n, ok := s.num("maxRetryCount"); ok && host.RestartPolicy.Name == "on-failure" {
-		host.RestartPolicy.MaximumRetryCount = int(n)
+	if len(host.SecurityOpt) == 0 {
+		host.SecurityOpt = nil
+	}
+	host.DNS, host.DNSOptions, host.DNSSearch = s.strs("dns"), s.strs("dnsOpts"), s.strs("dnsSearches")
+	host.Links, host.GroupAdd = s.strs("links"), s.strs("groupAdds")
+	host.Sysctls, host.StorageOpt = s.strMap("sysctls"), s.strMap("storageOpts")
+	host.IpcMode, host.PidMode = container.IpcMode(s.str("ipcMode")), container.PidMode(s.str("pidMode"))
+	host.UsernsMode = container.UsernsMode(s.str("usernsMode"))
+	if m, ok := s.num("shmSize"); ok && m != 0 {
+		host.ShmSize = int64(m) * mib
+	}
+	for _, eh := range s.objs("hosts") {
+		host.ExtraHosts = append(host.ExtraHosts, eh.str("host")+":"+eh.str("ip"))
+	}
+	for _, u := range s.objs("ulimits") {
+		soft, _ := u.num("soft")
+		hard, _ := u.num("hard")
+		host.Ulimits = append(host.Ulimits, &container.Ulimit{Name: u.str("name"), Soft: int64(soft), Hard: int64(hard)})
 	}
 	if nm := s.str("networkMode"); nm != "" {
 		host.NetworkMode = container.NetworkMode(nm)
 	}
-	if m, ok := s.num("memory"); ok && m > 0 {
+	if m, ok := s.num("memory"); ok && m != 0 {
 		host.Memory = int64(m) * mib
 	}
 	if m, ok := s.num("memorySwap"); ok && m != 0 {
-		if m < 0 {
-			host.MemorySwap = -1
-		} else {
-			host.MemorySwap = int64(m) * mib
+		swap := int64(m)
+		if swap > 0 {
+			swap *= mib
 		}
+		host.MemorySwap = swap
 	}
-	if c, ok := s.num("cpuShares"); ok {
+	if c, ok := s.num("cpuShares"); ok && c != 0 {
 		host.CPUShares = int64(c)
 	}
 	host.CpusetCpus = s.str("cpuSet")
 	if caps := s.obj("capabilities"); caps != nil {
-		host.CapDrop = caps.strs("drops")
 		host.CapAdd = caps.strs("adds")
+		host.CapDrop = caps.strs("drops")
 	}
+	// volumeSetToDockerVolumes: a named or host source becomes a bind "src:path:rw|ro" and a
+	// Config.Volumes entry; no source, an anonymous volume.
 	for _, v := range s.objs("volumes") {
 		src := v.str("volumeName")
 		if src == "" {
 			src = v.str("hostPath")
 		}
 		target := v.str("containerPath")
-		if src == "" { // an anonymous volume
-			if cfg.Volumes == nil {
-				cfg.Volumes = map[string]struct{}{}
+		if target == "" {
+			return nil, nil, errors.New("Unable to parse volumes: volume entry without container path or source container")
+		}
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		cfg.Volumes[target] = struct{}{}
+		if src != "" {
+			mode := "rw"
+			if v.boolean("readOnly", false) {
+				mode = "ro"
 			}
-			cfg.Volumes[target] = struct{}{}
-			continue
+			host.Binds = append(host.Binds, src+":"+target+":"+mode)
 		}
-		bind := src + ":" + target
-		if v.boolean("readOnly", false) {
-			bind += ":ro"
-		}
-		host.Binds = append(host.Binds, bind)
 	}
 	for _, m := range s.objs("mounts") {
 		host.Mounts = append(host.Mounts, mount.Mount{
@@ -215,12 +279,11 @@ func containerConfig(s spec) (*container.Config, *container.HostConfig, error) {
 			ReadOnly: m.boolean("readOnly", false),
 		})
 	}
+	// portSetToDockerPorts: every port is exposed and bound (external 0 when not given)
 	for _, p := range s.objs("ports") {
 		internal, _ := p.num("internal")
+		external, _ := p.num("external")
 		proto := p.str("protocol")
-		if proto == "" {
-			proto = "tcp"
-		}
 		port, err := nat.NewPort(proto, strconv.Itoa(int(internal)))
 		if err != nil {
 			return nil, nil, fmt.Errorf("ports: %w", err)
@@ -230,29 +293,24 @@ func containerConfig(s spec) (*container.Config, *container.HostConfig, error) {
 			host.PortBindings = nat.PortMap{}
 		}
 		cfg.ExposedPorts[port] = struct{}{}
-		binding := nat.PortBinding{HostIP: p.str("ip")}
-		if ext, ok := p.num("external"); ok && ext > 0 {
-			binding.HostPort = strconv.Itoa(int(ext))
-		}
-		host.PortBindings[port] = append(host.PortBindings[port], binding)
+		host.PortBindings[port] = append(host.PortBindings[port],
+			nat.PortBinding{HostIP: p.str("ip"), HostPort: strconv.Itoa(int(external))})
 	}
 	return cfg, host, nil
 }
 
-// uploadTar is a tar stream with the one file of an upload, named by its base name, owned by
-// root, mode 0644 (0744 when executable), as the upstream provider writes it.
-func uploadTar(u spec) (dir string, body io.Reader, err error) {
+// uploadTar is the tar stream of one upload as resourceDockerContainerCreate writes it: one
+// entry named by the file's full path, mode 0644 (0744 when executable), its size, ModTime now,
+// and nothing else (uid/gid 0, no user or group names, type flag left to the tar writer). It is
+// copied to "/" of the container.
+func uploadTar(u spec) (io.Reader, error) {
 	file := u.str("file")
-	if !path.IsAbs(file) {
-		return "", nil, fmt.Errorf("upload path %q must be absolute", file)
-	}
 	var content []byte
-	if b64 := u.str("contentBase64"); b64 != "" {
-		if content, err = base64.StdEncoding.DecodeString(b64); err != nil {
-			return "", nil, fmt.Errorf("upload %s: contentBase64: %w", file, err)
-		}
-	} else {
+	switch {
+	case u.str("content") != "":
 		content = []byte(u.str("content"))
+	case u.str("contentBase64") != "":
+		content, _ = base64.StdEncoding.DecodeString(u.str("contentBase64")) // upstream ignores decode errors
 	}
 	mode := int64(0o644)
 	if u.boolean("executable", false) {
@@ -260,117 +318,94 @@ func uploadTar(u spec) (dir string, body io.Reader, err error) {
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{
-		Typeflag: tar.TypeReg,
-		Name:     path.Base(file),
-		Mode:     mode,
-		Size:     int64(len(content)),
-		ModTime:  time.Now(),
-		Uid:      0,
-		Gid:      0,
-	}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return "", nil, err
+	if err := tw.WriteHeader(&tar.Header{Name: file, Mode: mode, Size: int64(len(content)), ModTime: time.Now()}); err != nil {
+		return nil, fmt.Errorf("Error creating tar archive: %s", err)
 	}
 	if _, err := tw.Write(content); err != nil {
-		return "", nil, err
+		return nil, fmt.Errorf("Error creating tar archive: %s", err)
 	}
 	if err := tw.Close(); err != nil {
-		return "", nil, err
+		return nil, fmt.Errorf("Error creating tar archive: %s", err)
 	}
-	return path.Dir(file), &buf, nil
+	return &buf, nil
 }
 
-// createContainer creates, fills and starts a container; on any failure after the create it
-// removes the container again (nothing half-made is left behind) and says why it failed.
-func createContainer(ctx context.Context, cli *client.Client, s spec) (string, error) {
+// uploadDestination is where every upload's tar is copied: the container's root.
+const uploadDestination = "/"
+
+// createContainer mirrors resourceDockerContainerCreate: find (or pull) the image, create the
+// container, upload the files, start it when `start`, wait for healthy when `wait`, then Read.
+// Once the container exists its ID is returned even with an error (upstream has called
+// d.SetId: the bridge reports a partially created resource), unless Read removed it again.
+func createContainer(ctx context.Context, cli *client.Client, s spec) (id string, outs resource.PropertyMap, err error) {
+	img := s.str("image")
+	if _, err := findImage(ctx, cli, img); err != nil {
+		return "", nil, fmt.Errorf("Unable to create container with image %s: %s", img, err)
+	}
 	cfg, host, err := containerConfig(s)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	name := s.str("name")
-	created, err := cli.ContainerCreate(ctx, cfg, host, nil, nil, name)
+	created, err := cli.ContainerCreate(ctx, cfg, host, nil, nil, s.str("name"))
 	if err != nil {
-		return "", fmt.Errorf("creating container %s: %w", name, err)
+		return "", nil, fmt.Errorf("Unable to create container: %s", err)
 	}
-	id := created.ID
-	fail := func(err error) (string, error) {
-		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if rmErr := cli.ContainerRemove(rmCtx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); rmErr != nil && !cerrdefs.IsNotFound(rmErr) {
-			err = fmt.Errorf("%w (removing the failed container also failed: %v)", err, rmErr)
-		}
-		return "", err
-	}
+	id = created.ID
 	for _, u := range s.objs("uploads") {
-		dir, body, err := uploadTar(u)
+		body, err := uploadTar(u)
 		if err != nil {
-			return fail(err)
+			return id, nil, err
 		}
-		if err := cli.CopyToContainer(ctx, id, dir, body, container.CopyToContainerOptions{}); err != nil {
-			return fail(fmt.Errorf("uploading %s into container %s: %w", u.str("file"), name, err))
-		}
-	}
-	if !s.boolean("start", true) {
-		return id, nil
-	}
-	if err := cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return fail(fmt.Errorf("starting container %s: %w", name, err))
-	}
-	if s.boolean("wait", false) {
-		timeout, ok := s.num("waitTimeout")
-		if !ok || timeout <= 0 {
-			timeout = 60
-		}
-		if err := waitHealthy(ctx, cli, id, time.Duration(timeout)*time.Second); err != nil {
-			return fail(fmt.Errorf("container %s: %w", name, err))
+		if err := cli.CopyToContainer(ctx, id, uploadDestination, body, container.CopyToContainerOptions{}); err != nil {
+			return id, nil, fmt.Errorf("Unable to upload volume content: %s", err)
 		}
 	}
-	if s.boolean("mustRun", true) {
-		info, err := cli.ContainerInspect(ctx, id)
-		if err != nil {
-			return fail(fmt.Errorf("inspecting container %s: %w", name, err))
+	if s.boolean("start", true) {
+		setCreationTime(time.Now())
+		if err := cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			return id, nil, fmt.Errorf("Unable to start container: %s", err)
 		}
-		if info.State == nil || !info.State.Running {
-			return fail(fmt.Errorf("container %s is not running (mustRun): %s%s", name, describeState(info), logTail(ctx, cli, id)))
+		if s.boolean("wait", false) {
+			timeout, _ := s.num("waitTimeout")
+			if err := waitHealthy(ctx, cli, id, time.Duration(timeout)*time.Second); err != nil {
+				return id, nil, err
+			}
 		}
 	}
-	return id, nil
+	return readContainer(ctx, cli, id, s)
 }
 
-// waitHealthy polls until the healthcheck says healthy (or, without a healthcheck, until the
-// container runs).
+// waitHealthy mirrors the `wait` loop: inspect every second until the health status is
+// "healthy"; after waitTimeout, errContainerFailedToBeInHealthyState (with the last state and
+// output appended here). Upstream dereferences State.Health, so a container without a
+// healthcheck crashes the provider; the stand-in reports an error instead.
 func waitHealthy(ctx context.Context, cli *client.Client, id string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var last container.InspectResponse
 	for {
-		info, err := cli.ContainerInspect(ctx, id)
-		if err != nil {
-			return fmt.Errorf("inspecting: %w", err)
-		}
-		last = info
-		st := info.State
-		if st != nil {
-			if st.Health == nil && st.Running {
+		info, err := cli.ContainerInspect(wctx, id)
+		if err == nil {
+			last = info
+			if info.State == nil || info.State.Health == nil {
+				return fmt.Errorf("wait: the container has no healthcheck (the upstream provider crashes here): %s", describeState(info))
+			}
+			if info.State.Health.Status == container.Healthy {
 				return nil
 			}
-			if st.Health != nil && st.Health.Status == container.Healthy {
-				return nil
-			}
-			if !st.Running && !st.Restarting && info.HostConfig != nil && info.HostConfig.RestartPolicy.Name == "no" {
-				return fmt.Errorf("exited before it became healthy: %s%s", describeState(info), logTail(ctx, cli, id))
-			}
-		}
-		if time.Now().After(deadline) {
-			break
+		} else if wctx.Err() == nil {
+			return fmt.Errorf("error inspecting container state: %s", err)
 		}
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w (after %s): %s%s", errContainerFailedToBeInHealthyState, timeout,
+				describeState(last), logTail(context.WithoutCancel(ctx), cli, id))
+		case <-time.After(time.Second):
 		}
 	}
-	return fmt.Errorf("not healthy after %s: %s%s", timeout, describeState(last), logTail(ctx, cli, id))
 }
 
 // describeState is the container's state and its last healthcheck results, for errors.
@@ -431,150 +466,421 @@ func demux(raw []byte) string {
 	return b.String()
 }
 
-// deleteContainer stops (stop signal, then kill after grace seconds) and removes a container;
-// named volumes stay.
-func deleteContainer(ctx context.Context, cli *client.Client, id string, s spec) error {
-	opts := container.StopOptions{}
-	if g, ok := s.num("destroyGraceSeconds"); ok {
-		n := int(g)
-		opts.Timeout = &n
+// mustRunVerdict is the decision of resourceDockerContainerReadRefreshFunc and the check after
+// it in resourceDockerContainerRead, as a pure function: what Read does with a container in
+// state st, given mustRun and the time this provider process last started a container.
+type mustRunVerdict int
+
+const (
+	verdictRead             mustRunVerdict = iota // read it into the state
+	verdictDeleteGone                             // delete it; the resource is gone, no error
+	verdictDeleteExited                           // delete it; error "container exited immediately"
+	verdictDeleteNotRunning                       // delete it; error "container failed to be in running state"
+	verdictError                                  // FinishedAt unparsable: error, nothing deleted
+)
+
+func mustRunCheck(running, mustRun bool, finishedAt string, created time.Time) (mustRunVerdict, error) {
+	if running || !mustRun {
+		return verdictRead, nil
 	}
-	if err := cli.ContainerStop(ctx, id, opts); err != nil {
-		if cerrdefs.IsNotFound(err) {
-			return nil
+	if created.IsZero() { // this process started no container: "not created"
+		return verdictDeleteGone, nil
+	}
+	finish, err := time.Parse(time.RFC3339, finishedAt)
+	if err != nil {
+		return verdictError, err
+	}
+	if finish.After(created) {
+		return verdictDeleteExited, nil
+	}
+	// the refresh function says "running"; Read's own check then finds it not running
+	return verdictDeleteNotRunning, nil
+}
+
+// readContainer mirrors resourceDockerContainerRead: a container missing from the container
+// list is gone (empty ID); one that is not running while mustRun is true is deleted (see
+// mustRunCheck); otherwise the state takes what containerReadback reads. s is the state (or,
+// from Create, the inputs); the returned outputs are s with the read values merged in.
+func readContainer(ctx context.Context, cli *client.Client, id string, s spec) (string, resource.PropertyMap, error) {
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return id, nil, fmt.Errorf("error fetching container information from Docker: %s\n", err)
+	}
+	found := false
+	for _, c := range list {
+		if c.ID == id {
+			found = true
+			break
 		}
-		return fmt.Errorf("stopping container %s: %w", id, err)
 	}
-	err := cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: s.boolean("removeVolumes", true)})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("removing container %s: %w", id, err)
+	if !found {
+		return "", nil, nil
+	}
+	timeoutMs, _ := s.num("containerReadRefreshTimeoutMilliseconds")
+	if timeoutMs == 0 {
+		timeoutMs = 15000
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Duration(timeoutMs)*time.Millisecond)
+	defer cancel()
+	select { // StateChangeConf Delay
+	case <-time.After(100 * time.Millisecond):
+	case <-rctx.Done():
+		return id, nil, rctx.Err()
+	}
+	info, err := cli.ContainerInspect(rctx, id)
+	if err != nil {
+		return id, nil, err
+	}
+	running := info.State != nil && info.State.Running
+	finished := ""
+	if info.State != nil {
+		finished = info.State.FinishedAt
+	}
+	verdict, err := mustRunCheck(running, s.boolean("mustRun", true), finished, getCreationTime())
+	switch verdict {
+	case verdictError:
+		return id, nil, err
+	case verdictDeleteGone:
+		if err := deleteContainer(ctx, cli, id, s); err != nil {
+			return id, nil, err
+		}
+		return "", nil, nil
+	case verdictDeleteExited:
+		if err := deleteContainer(ctx, cli, id, s); err != nil {
+			return id, nil, errContainerFailedToBeDeleted
+		}
+		return "", nil, fmt.Errorf("%w: %s%s", errContainerExitedImmediately, describeState(info), logTail(ctx, cli, id))
+	case verdictDeleteNotRunning:
+		if err := deleteContainer(ctx, cli, id, s); err != nil {
+			return id, nil, err
+		}
+		return "", nil, fmt.Errorf("%w: %s", errContainerFailedToBeInRunningState, describeState(info))
+	}
+	outs := resource.NewPropertyMapFromMap(map[string]any(s))
+	return info.ID, mergeInto(outs, containerReadback(info)), nil
+}
+
+// updateContainer mirrors resourceDockerContainerUpdate: when restart, max_retry_count,
+// cpu_shares, memory, cpu_set or memory_swap changed, one ContainerUpdate with all six from
+// the new inputs; nothing else reaches Docker.
+func updateContainer(ctx context.Context, cli *client.Client, id string, changed []string, news spec) error {
+	apply := false
+	for _, k := range changed {
+		if slices.Contains(containerUpdateKeys, k) {
+			apply = true
+		}
+	}
+	if !apply {
+		return nil
+	}
+	cpu, _ := news.num("cpuShares")
+	mem, _ := news.num("memory")
+	retries, _ := news.num("maxRetryCount")
+	uc := container.UpdateConfig{
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(news.str("restart")), MaximumRetryCount: int(retries)},
+		Resources: container.Resources{
+			CPUShares:  int64(cpu),
+			Memory:     int64(mem) * mib,
+			CpusetCpus: news.str("cpuSet"),
+		},
+	}
+	if ms, ok := news.num("memorySwap"); ok && ms != 0 {
+		swap := int64(ms)
+		if swap > 0 {
+			swap *= mib
+		}
+		uc.Resources.MemorySwap = swap
+	}
+	if _, err := cli.ContainerUpdate(ctx, id, uc); err != nil {
+		return fmt.Errorf("Unable to update a container: %v", err)
 	}
 	return nil
 }
 
-// containerExists says whether the container id is still on the engine.
-func containerExists(ctx context.Context, cli *client.Client, id string) (bool, error) {
-	_, err := cli.ContainerInspect(ctx, id)
-	if cerrdefs.IsNotFound(err) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// createVolume creates a volume and returns its name, driver and mountpoint.
-func createVolume(ctx context.Context, cli *client.Client, s spec) (volume.Volume, error) {
-	v, err := cli.VolumeCreate(ctx, volume.CreateOptions{
-		Name:       s.str("name"),
-		Driver:     s.str("driver"),
-		DriverOpts: s.strMap("driverOpts"),
-		Labels:     s.labels(),
-	})
-	if err != nil {
-		return v, fmt.Errorf("creating volume %s: %w", s.str("name"), err)
-	}
-	return v, nil
-}
-
-// deleteVolume removes a volume, waiting up to 30 s while a container being removed still uses it.
-func deleteVolume(ctx context.Context, cli *client.Client, name string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := cli.VolumeRemove(ctx, name, false)
-		if err == nil || cerrdefs.IsNotFound(err) {
-			return nil
+// ignorable mirrors containsIgnorableErrorMessage.
+func ignorable(err error, msgs ...string) bool {
+	for _, m := range msgs {
+		if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(m)) {
+			return true
 		}
-		if !cerrdefs.IsConflict(err) || time.Now().After(deadline) {
-			return fmt.Errorf("removing volume %s: %w", name, err)
+	}
+	return false
+}
+
+// deleteContainer mirrors resourceDockerContainerDelete: unless attach, stop with a timeout of
+// destroyGraceSeconds (0, i.e. kill at once, when unset) — a failure, a missing container
+// included, is an error; then force-remove (removeVolumes: anonymous volumes; rm: links) and
+// wait until it is no longer running (removed, with rm).
+func deleteContainer(ctx context.Context, cli *client.Client, id string, s spec) error {
+	if !s.boolean("attach", false) {
+		secs := 0
+		if g, ok := s.num("destroyGraceSeconds"); ok && g > 0 {
+			secs = int(g)
+		}
+		if err := cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs}); err != nil {
+			return fmt.Errorf("Error stopping container %s: %s", id, err)
+		}
+	}
+	err := cli.ContainerRemove(ctx, id, container.RemoveOptions{
+		RemoveVolumes: s.boolean("removeVolumes", true),
+		RemoveLinks:   s.boolean("rm", false),
+		Force:         true,
+	})
+	if err != nil && !ignorable(err, "No such container", "is already in progress") {
+		return fmt.Errorf("Error deleting container %s: %s", id, err)
+	}
+	cond := container.WaitConditionNotRunning
+	if s.boolean("rm", false) {
+		cond = container.WaitConditionRemoved
+	}
+	okC, errC := cli.ContainerWait(ctx, id, cond)
+	select {
+	case <-okC:
+	case err := <-errC:
+		if err != nil && !ignorable(err, "No such container", "is already in progress") {
+			return fmt.Errorf("Error waiting for container removal '%s': %s", id, err)
+		}
+	}
+	return nil
+}
+
+// createVolume mirrors resourceDockerVolumeCreate (then Read).
+func createVolume(ctx context.Context, cli *client.Client, s spec) (string, resource.PropertyMap, error) {
+	opts := volume.CreateOptions{Name: s.str("name"), Driver: s.str("driver")}
+	if l := s.labels(); len(l) > 0 {
+		opts.Labels = l
+	}
+	if o := s.strMap("driverOpts"); len(o) > 0 {
+		opts.DriverOpts = o
+	}
+	v, err := cli.VolumeCreate(ctx, opts)
+	if err != nil {
+		return "", nil, fmt.Errorf("Unable to create volume: %s", err)
+	}
+	return readVolume(ctx, cli, v.Name, s)
+}
+
+// readVolume mirrors resourceDockerVolumeRead: any inspect error, "not found" included, is an
+// error (v2.23.0 does not drop a vanished volume from the state).
+func readVolume(ctx context.Context, cli *client.Client, id string, s spec) (string, resource.PropertyMap, error) {
+	v, err := cli.VolumeInspect(ctx, id)
+	if err != nil {
+		return id, nil, fmt.Errorf("Unable to inspect volume: %s", err)
+	}
+	outs := resource.NewPropertyMapFromMap(map[string]any(s))
+	return id, mergeInto(outs, volumeReadback(v)), nil
+}
+
+// stateWait mirrors the Terraform SDK's StateChangeConf.WaitForStateContext (helper/resource
+// state.go) for refresh functions that answer a pending or a target state: wait delay, refresh
+// at once, then back off (doubling from 100 ms, at least minTimeout, at most 10 s) until a
+// target state, an error, or timeout (counted from the start, delay included).
+type stateWait struct {
+	delay, minTimeout, timeout time.Duration
+	pending, target            string
+	refresh                    func() (string, error)
+}
+
+func (w stateWait) run(ctx context.Context) error {
+	deadline := time.Now().Add(w.timeout)
+	sleep := func(d time.Duration) error {
+		if time.Now().Add(d).After(deadline) {
+			d = time.Until(deadline)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(d):
+			return nil
 		}
 	}
-}
-
-// ensureImage finds the image locally or pulls it; it returns the image ID and a repo digest.
-func ensureImage(ctx context.Context, cli *client.Client, hostDesc, name string) (id, digest string, err error) {
-	info, err := cli.ImageInspect(ctx, name)
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return "", "", fmt.Errorf("inspecting image %s: %w", name, err)
-	}
-	if err != nil {
-		if perr := pullImage(ctx, cli, name); perr != nil {
-			return "", "", fmt.Errorf("image %s is not on the Docker engine at %s and pulling it failed: %v "+
-				"(on an offline site load it first, e.g. `docker save %s | ssh <host> docker load`)", name, hostDesc, perr, name)
-		}
-		if info, err = cli.ImageInspect(ctx, name); err != nil {
-			return "", "", fmt.Errorf("inspecting image %s after the pull: %w", name, err)
-		}
-	}
-	return info.ID, repoDigest(info.RepoDigests, name), nil
-}
-
-func repoDigest(digests []string, name string) string {
-	if len(digests) == 0 {
-		return ""
-	}
-	repo := name
-	if i := strings.LastIndex(repo, "@"); i >= 0 {
-		repo = repo[:i]
-	}
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
-	}
-	sorted := append([]string(nil), digests...)
-	sort.Strings(sorted)
-	for _, d := range sorted {
-		if strings.HasPrefix(d, repo+"@") {
-			return d
-		}
-	}
-	return sorted[0]
-}
-
-func pullImage(ctx context.Context, cli *client.Client, name string) error {
-	rc, err := cli.ImagePull(ctx, name, image.PullOptions{})
-	if err != nil {
+	if err := sleep(w.delay); err != nil {
 		return err
+	}
+	wait := time.Duration(0)
+	last := ""
+	for {
+		if time.Now().After(deadline) || (wait > 0 && !time.Now().Add(wait).Before(deadline)) {
+			return fmt.Errorf("timeout while waiting for state to become '%s' (last state: '%s', timeout: %s)", w.target, last, w.timeout)
+		}
+		if err := sleep(wait); err != nil {
+			return err
+		}
+		if wait == 0 {
+			wait = 100 * time.Millisecond
+		}
+		st, err := w.refresh()
+		if err != nil {
+			return err
+		}
+		last = st
+		switch st {
+		case w.target:
+			return nil
+		case w.pending:
+		default:
+			return fmt.Errorf("unexpected state '%s', wanted target '%s'", st, w.target)
+		}
+		wait *= 2
+		if wait < w.minTimeout {
+			wait = w.minTimeout
+		} else if wait > 10*time.Second {
+			wait = 10 * time.Second
+		}
+	}
+}
+
+// volumeDeleteWait holds the timings of resourceDockerVolumeDelete.
+var volumeDeleteWait = stateWait{delay: 2 * time.Second, minTimeout: 5 * time.Second, timeout: 30 * time.Second}
+
+// deleteVolume mirrors resourceDockerVolumeDelete / resourceDockerVolumeRemoveRefreshFunc:
+// VolumeRemove with force, "volume is in use" means try again, any other error fails.
+func deleteVolume(ctx context.Context, cli *client.Client, name string) error {
+	w := volumeDeleteWait
+	w.pending, w.target = "in_use", "removed"
+	w.refresh = func() (string, error) {
+		if err := cli.VolumeRemove(ctx, name, true); err != nil {
+			if ignorable(err, "volume is in use") {
+				return "in_use", nil
+			}
+			return "", err
+		}
+		return "removed", nil
+	}
+	return w.run(ctx)
+}
+
+// searchLocalImage mirrors fetchLocalImages + searchLocalImages: inspect the name, and accept
+// the result only when that ID is in the (top-level) image list; nil when not found.
+func searchLocalImage(ctx context.Context, cli *client.Client, name string) (*image.Summary, error) {
+	list, err := cli.ImageList(ctx, image.ListOptions{All: false})
+	if err != nil {
+		return nil, fmt.Errorf("unable to list Docker images: %w", err)
+	}
+	info, err := cli.ImageInspect(ctx, name)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("unable to inspect image %s: %w", name, err)
+	}
+	for i := range list {
+		if list[i].ID == info.ID {
+			return &list[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// findImage mirrors findImage: the local image when there is one, else a pull (no platform,
+// empty registry auth), then a second search.
+func findImage(ctx context.Context, cli *client.Client, name string) (*image.Summary, error) {
+	if name == "" {
+		return nil, errors.New("empty image name is not allowed")
+	}
+	found, err := searchLocalImage(ctx, cli, name)
+	if err != nil {
+		return nil, fmt.Errorf("findImage1: error looking up local image %q: %w", name, err)
+	}
+	if found != nil {
+		return found, nil
+	}
+	streamErr, err := pullImage(ctx, cli, name)
+	if err != nil {
+		return nil, fmt.Errorf("unable to pull image %s: error pulling image %s: %w", name, name, err)
+	}
+	if found, err = searchLocalImage(ctx, cli, name); err != nil {
+		return nil, fmt.Errorf("findImage2: error looking up local image %q: %w", name, err)
+	}
+	if found == nil {
+		msg := fmt.Sprintf("unable to find or pull image %s", name)
+		if streamErr != "" { // upstream discards the pull output; kept here for the reader
+			msg += " (the pull said: " + streamErr + ")"
+		}
+		return nil, errors.New(msg)
+	}
+	return found, nil
+}
+
+// pullImage pulls and drains the progress stream; like upstream it does not fail on an error
+// inside the stream, but returns its text.
+func pullImage(ctx context.Context, cli *client.Client, name string) (string, error) {
+	auth, _ := json.Marshal(struct{}{})
+	rc, err := cli.ImagePull(ctx, name, image.PullOptions{RegistryAuth: base64.URLEncoding.EncodeToString(auth)})
+	if err != nil {
+		return "", err
 	}
 	defer rc.Close()
 	dec := json.NewDecoder(rc)
+	last := ""
 	for {
 		var msg struct {
-			Error       string `json:"error"`
-			ErrorDetail struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
+			Error string `json:"error"`
 		}
 		if err := dec.Decode(&msg); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
+			return last, nil
 		}
 		if msg.Error != "" {
-			return errors.New(msg.Error)
+			last = msg.Error
 		}
 	}
 }
 
-// deleteImage removes the image unless keepLocally; an image already gone is fine.
+// createImage mirrors resourceDockerImageCreate (then Read): the ID is the image ID followed by
+// the name.
+func createImage(ctx context.Context, cli *client.Client, s spec) (string, resource.PropertyMap, error) {
+	found, err := findImage(ctx, cli, s.str("name"))
+	if err != nil {
+		return "", nil, fmt.Errorf("Unable to read Docker image into resource: %s "+
+			"(on an offline site load the image first, e.g. `docker save IMAGE | ssh HOST docker load`)", err)
+	}
+	id := found.ID + s.str("name")
+	return readImage(ctx, cli, id, s)
+}
+
+// readImage mirrors resourceDockerImageRead: the image is looked up by name; missing, it is
+// gone.
+func readImage(ctx context.Context, cli *client.Client, id string, s spec) (string, resource.PropertyMap, error) {
+	name := s.str("name")
+	found, err := searchLocalImage(ctx, cli, name)
+	if err != nil {
+		return id, nil, fmt.Errorf("resourceDockerImageRead: error looking up local image %q: %s", name, err)
+	}
+	if found == nil {
+		return "", nil, nil
+	}
+	outs := resource.NewPropertyMapFromMap(map[string]any(s))
+	return found.ID + name, mergeInto(outs, imageReadback(name, found.ID, found.RepoDigests)), nil
+}
+
+// updateImage mirrors resourceDockerImageUpdate: find (maybe pull) the image again, then Read.
+func updateImage(ctx context.Context, cli *client.Client, id string, s spec) (string, resource.PropertyMap, error) {
+	if _, err := findImage(ctx, cli, s.str("name")); err != nil {
+		return id, nil, fmt.Errorf("Unable to read Docker image into resource: %s", err)
+	}
+	return readImage(ctx, cli, id, s)
+}
+
+// deleteImage mirrors resourceDockerImageDelete/removeImage: nothing with keepLocally;
+// otherwise, when the name still resolves to a listed image, remove it by name (force when
+// forceRemove; parents are not pruned).
 func deleteImage(ctx context.Context, cli *client.Client, s spec) error {
 	if s.boolean("keepLocally", false) {
 		return nil
 	}
-	// by name: that removes this tag only, and the image only when no other tag holds it (an
-	// image ID with other tags would need force, which would take those tags with it)
-	ref := s.str("name")
-	if ref == "" {
-		ref = s.str("imageId")
+	name := s.str("name")
+	if name == "" {
+		return errors.New("Unable to remove Docker image: empty image name is not allowed")
 	}
-	_, err := cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: s.boolean("forceRemove", false), PruneChildren: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("removing image %s: %w", s.str("name"), err)
+	found, err := searchLocalImage(ctx, cli, name)
+	if err != nil {
+		return fmt.Errorf("Unable to remove Docker image: removeImage: error looking up local image %q: %w", name, err)
+	}
+	if found == nil {
+		return nil
+	}
+	if _, err := cli.ImageRemove(ctx, name, image.RemoveOptions{Force: s.boolean("forceRemove", false), PruneChildren: false}); err != nil {
+		return fmt.Errorf("Unable to remove Docker image: %s", err)
 	}
 	return nil
 }
-
-func isNotFound(err error) bool { return err != nil && cerrdefs.IsNotFound(err) }

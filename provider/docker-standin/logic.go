@@ -1,9 +1,11 @@
 package main
 
-// Pure Check/Diff logic on property maps: no Docker, no gRPC, unit-tested in logic_test.go.
+// Pure Check/Diff logic on property maps: no Docker, no gRPC, unit-tested in check_diff_test.go.
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -21,26 +23,16 @@ const (
 // mapValued names properties whose object keys are user data (paths, option names), not
 // property names: their keys are never rewritten.
 var mapValued = map[string]bool{
-	"tmpfs": true, "logOpts": true, "driverOpts": true, "sysctls": true, "storageOpts": true,
+	"tmpfs": true, "logOpts": true, "driverOpts": true, "sysctls": true, "storageOpts": true, "triggers": true,
 }
 
-// providerOnly names container inputs that only change how this provider behaves (waiting,
-// stopping), not the container itself: a change to them is an in-place update.
-var providerOnly = map[string]bool{
-	"mustRun": true, "wait": true, "waitTimeout": true, "destroyGraceSeconds": true,
-	"containerReadRefreshTimeoutMilliseconds": true, "removeVolumes": true,
-}
-
-// computedOutputs names output-only properties per type: never compared as inputs.
-var computedOutputs = map[string]map[string]bool{
-	tokContainer:   {"id": true, "exitCode": true, "networkDatas": true, "containerLogs": true},
-	tokVolume:      {"id": true, "mountpoint": true},
-	tokRemoteImage: {"id": true, "imageId": true, "repoDigest": true},
-}
+// defaultsKey is where the bridge (pulumi-terraform-bridge pkg/tfbridge/schema.go, defaultsKey)
+// records which inputs Check filled in from defaults; it decides whether a name was given.
+const defaultsKey = "__defaults"
 
 // camel turns snake_case into camelCase ("volume_name" -> "volumeName"); camelCase is unchanged.
 func camel(s string) string {
-	if !strings.Contains(s, "_") {
+	if !strings.Contains(s, "_") || strings.HasPrefix(s, "__") {
 		return s
 	}
 	parts := strings.Split(s, "_")
@@ -135,12 +127,21 @@ func setDefault(m resource.PropertyMap, k string, v resource.PropertyValue) {
 type checkResult struct {
 	inputs   resource.PropertyMap
 	failures []checkFailure
+	defaults []string // top-level keys filled in from defaults (stored as __defaults)
 }
 
 type checkFailure struct{ property, reason string }
 
 func (r *checkResult) fail(prop, format string, args ...any) {
 	r.failures = append(r.failures, checkFailure{prop, fmt.Sprintf(format, args...)})
+}
+
+// def fills in a top-level default and records it, as the bridge's MakeTerraformInputs does.
+func (r *checkResult) def(k string, v resource.PropertyValue) {
+	if !present(r.inputs, k) {
+		r.inputs[resource.PropertyKey(k)] = v
+		r.defaults = append(r.defaults, k)
+	}
 }
 
 // requireString reports a failure unless m[k] is a non-empty string or not yet known.
@@ -159,35 +160,99 @@ func (r *checkResult) requireString(typ, k string) {
 	}
 }
 
-// checkResource validates news of resource type typ and fills in defaults.
-func checkResource(typ string, news resource.PropertyMap) checkResult {
+// defaulted says whether m's __defaults list names k.
+func defaulted(m resource.PropertyMap, k string) bool {
+	d, ok := m[defaultsKey]
+	if !ok || !d.IsArray() {
+		return false
+	}
+	for _, e := range d.ArrayValue() {
+		if e.IsString() && e.StringValue() == k {
+			return true
+		}
+	}
+	return false
+}
+
+// autoname fills in `name` like pulumi-docker 4.0.0 does for every resource whose Terraform
+// schema has an input `name` and no field override (provider/resources.go
+// prov.SetAutonaming(255, "-"); bridge pkg/tfbridge/names.go AutoName/FromName): the URN's
+// name, "-", 7 random hex characters from the engine's random seed; an earlier autoname is kept.
+func (r *checkResult) autoname(urn string, seed []byte, olds resource.PropertyMap) {
+	if present(r.inputs, "name") {
+		return
+	}
+	if present(olds, "name") && defaulted(olds, "name") {
+		r.def("name", olds["name"])
+		return
+	}
+	prefix := "resource"
+	if urn != "" {
+		prefix = resource.URN(urn).Name()
+	}
+	name, err := resource.NewUniqueName(seed, prefix+"-", 7, 255, nil)
+	if err != nil {
+		r.fail("name", "%v", err)
+		return
+	}
+	r.def("name", resource.NewStringProperty(name))
+}
+
+// checkResource validates the news of resource type typ and fills in the defaults the upstream
+// provider's Check fills in (the Terraform schema's Default values and the autonamed name),
+// listing the filled-in keys under __defaults.
+func checkResource(typ, urn string, seed []byte, olds, news resource.PropertyMap) checkResult {
 	r := checkResult{inputs: normalize(news)}
+	olds = normalize(olds)
 	switch typ {
 	case tokContainer:
+		r.autoname(urn, seed, olds)
 		checkContainer(&r)
 	case tokVolume:
-		// every input is optional: Docker names an unnamed volume itself
+		r.autoname(urn, seed, olds)
 	case tokRemoteImage:
 		r.requireString("RemoteImage", "name")
-		setDefault(r.inputs, "keepLocally", resource.NewBoolProperty(false))
 	default:
 		r.fail("", "resource type %s is not implemented by the tizi docker stand-in provider", typ)
+		return r
 	}
+	sort.Strings(r.defaults)
+	ds := make([]resource.PropertyValue, len(r.defaults))
+	for i, k := range r.defaults {
+		ds[i] = resource.NewStringProperty(k)
+	}
+	r.inputs[defaultsKey] = resource.NewArrayProperty(ds)
 	return r
 }
 
 func checkContainer(r *checkResult) {
 	r.requireString("Container", "image")
-	r.requireString("Container", "name")
 	in := r.inputs
-	setDefault(in, "restart", resource.NewStringProperty("no"))
-	setDefault(in, "start", resource.NewBoolProperty(true))
-	setDefault(in, "logDriver", resource.NewStringProperty("json-file"))
-	setDefault(in, "mustRun", resource.NewBoolProperty(true))
-	setDefault(in, "wait", resource.NewBoolProperty(false))
-	setDefault(in, "waitTimeout", resource.NewNumberProperty(60))
-	setDefault(in, "removeVolumes", resource.NewBoolProperty(true))
+	// the Default values of resource_docker_container.go
+	r.def("attach", resource.NewBoolProperty(false))
+	r.def("containerReadRefreshTimeoutMilliseconds", resource.NewNumberProperty(15000))
+	r.def("logs", resource.NewBoolProperty(false))
+	r.def("mustRun", resource.NewBoolProperty(true))
+	r.def("readOnly", resource.NewBoolProperty(false))
+	r.def("removeVolumes", resource.NewBoolProperty(true))
+	r.def("restart", resource.NewStringProperty("no"))
+	r.def("rm", resource.NewBoolProperty(false))
+	r.def("start", resource.NewBoolProperty(true))
+	r.def("stdinOpen", resource.NewBoolProperty(false))
+	r.def("tty", resource.NewBoolProperty(false))
+	r.def("wait", resource.NewBoolProperty(false))
+	r.def("waitTimeout", resource.NewNumberProperty(60))
 
+	for _, k := range []string{"attach", "logs"} {
+		if v := unwrap(in[resource.PropertyKey(k)]); v.IsBool() && v.BoolValue() {
+			r.fail(k, "'%s' is not implemented by the stand-in provider", k)
+		}
+	}
+	for _, k := range []string{"networks", "networksAdvanced", "networkAliases", "devices", "gpus"} {
+		if present(in, k) {
+			r.fail(k, "'%s' is not implemented by the stand-in provider", k)
+		}
+	}
 	if v := unwrap(in["restart"]); v.IsString() {
 		switch v.StringValue() {
 		case "no", "on-failure", "always", "unless-stopped":
@@ -196,15 +261,23 @@ func checkContainer(r *checkResult) {
 		}
 	}
 	eachObject(in, "uploads", func(i int, o resource.PropertyMap) {
+		setDefault(o, "executable", resource.NewBoolProperty(false))
 		if !present(o, "file") {
 			r.fail(fmt.Sprintf("uploads[%d].file", i), "an upload needs 'file' (its path in the container)")
 		}
-		if !present(o, "content") && !present(o, "contentBase64") {
-			if present(o, "source") {
-				r.fail(fmt.Sprintf("uploads[%d].source", i), "uploads from 'source' are not implemented by the stand-in provider: use 'content' or 'contentBase64'")
-			} else {
-				r.fail(fmt.Sprintf("uploads[%d]", i), "an upload needs 'content' or 'contentBase64'")
+		n := 0
+		for _, k := range []string{"content", "contentBase64", "source"} {
+			if v := unwrap(o[resource.PropertyKey(k)]); !v.IsNull() && !(v.IsString() && v.StringValue() == "") {
+				n++
 			}
+		}
+		switch {
+		case present(o, "source"):
+			r.fail(fmt.Sprintf("uploads[%d].source", i), "uploads from 'source' are not implemented by the stand-in provider: use 'content' or 'contentBase64'")
+		case n == 0:
+			r.fail(fmt.Sprintf("uploads[%d]", i), "an upload needs 'content' or 'contentBase64'")
+		case n > 1:
+			r.fail(fmt.Sprintf("uploads[%d]", i), "only one of 'content', 'content_base64', or 'source' can be set")
 		}
 	})
 	eachObject(in, "volumes", func(i int, o resource.PropertyMap) {
@@ -228,19 +301,23 @@ func checkContainer(r *checkResult) {
 		setDefault(o, "protocol", resource.NewStringProperty("tcp"))
 	})
 	if hc, ok := in["healthcheck"]; ok {
-		hc = unwrap(hc)
+		for hc.IsSecret() {
+			hc = hc.SecretValue().Element
+		}
 		if hc.IsObject() {
 			o := hc.ObjectValue()
 			if !present(o, "tests") {
 				r.fail("healthcheck.tests", "a healthcheck needs 'tests'")
 			}
 			for _, k := range []string{"interval", "timeout", "startPeriod"} {
+				setDefault(o, k, resource.NewStringProperty("0s"))
 				if v := unwrap(o[resource.PropertyKey(k)]); v.IsString() {
-					if _, err := time.ParseDuration(v.StringValue()); err != nil {
-						r.fail("healthcheck."+k, "healthcheck.%s: %v", k, err)
+					if d, err := time.ParseDuration(v.StringValue()); err != nil || d < 0 {
+						r.fail("healthcheck."+k, "healthcheck.%s: %q is not a duration >= 0", k, v.StringValue())
 					}
 				}
 			}
+			setDefault(o, "retries", resource.NewNumberProperty(0))
 		}
 	}
 }
@@ -270,20 +347,28 @@ func eachObject(m resource.PropertyMap, k string, f func(int, resource.PropertyM
 
 // diffResult is what Diff answers.
 type diffResult struct {
-	changed  []string // every input key that differs, sorted
-	replaces []string // the subset that forces a replacement
+	changed             []string // every input key that differs, sorted
+	replaces            []string // the subset that forces a replacement (ForceNew)
+	deleteBeforeReplace bool
 }
 
-// diffResource compares old inputs with new (checked) inputs of resource type typ. olds may be
-// the old outputs when the engine sent no old inputs: output-only keys are then skipped.
+// diffResource compares the old state (the outputs the last Create/Read/Update wrote, which is
+// what the bridge's Diff hands Terraform: pulumi-terraform-bridge pkg/tfbridge/provider.go
+// Diff, MakeTerraformState(olds)) with the new checked inputs, with Terraform's rules:
+//   - an input absent from the program: no change for an Optional+Computed attribute, nor when
+//     the state holds the zero value; otherwise a change (the value is removed);
+//   - sets compare without order, nested zero values equal absent ones;
+//   - ForceNew attributes replace, the others update in place.
+//
+// deleteBeforeReplace mirrors the bridge's DiffResponse: true for a replacement of a resource
+// mapped with DeleteBeforeReplace (Container, pulumi-docker v4.0.0 provider/resources.go), or
+// whose autonameable `name` was given by the program (nameRequiresDeleteBeforeReplace: Volume).
 func diffResource(typ string, olds, news resource.PropertyMap, ignore []string) diffResult {
+	sch := schemaOf(typ)
 	olds, news = normalize(olds), normalize(news)
 	skip := map[string]bool{}
 	for _, p := range ignore {
 		skip[topLevel(p)] = true
-	}
-	for k := range computedOutputs[typ] {
-		skip[k] = true
 	}
 	keys := map[string]bool{}
 	for k := range olds {
@@ -294,35 +379,282 @@ func diffResource(typ string, olds, news resource.PropertyMap, ignore []string) 
 	}
 	var res diffResult
 	for k := range keys {
-		if skip[k] {
+		if skip[k] || strings.HasPrefix(k, "__") || k == "id" {
 			continue
 		}
-		o, n := olds[resource.PropertyKey(k)], news[resource.PropertyKey(k)]
-		if sameValue(o, n) {
+		a, known := sch[k]
+		if !known {
+			a = attr{forceNew: true} // not in the schema: Terraform would refuse it; replace
+		}
+		if a.output {
+			continue
+		}
+		if !attrChanged(k, a, olds[resource.PropertyKey(k)], news[resource.PropertyKey(k)]) {
 			continue
 		}
 		res.changed = append(res.changed, k)
-		if replacesOn(typ, k) {
+		if a.forceNew {
 			res.replaces = append(res.replaces, k)
 		}
 	}
 	sort.Strings(res.changed)
 	sort.Strings(res.replaces)
+	if len(res.replaces) > 0 {
+		switch typ {
+		case tokContainer:
+			res.deleteBeforeReplace = true
+		case tokVolume:
+			_, hasDefaults := news[defaultsKey]
+			res.deleteBeforeReplace = hasDefaults && present(news, "name") && !defaulted(news, "name")
+		}
+	}
 	return res
 }
 
-// replacesOn says whether a change to input k of type typ needs a new resource. Docker can
-// change almost nothing of an existing container, volume or pulled image in place.
-func replacesOn(typ, k string) bool {
-	switch typ {
-	case tokContainer:
-		return !providerOnly[k]
-	case tokVolume:
+// attrChanged applies Terraform's rules to one top-level attribute: o from the state, n from
+// the program.
+func attrChanged(k string, a attr, o, n resource.PropertyValue) bool {
+	if unknown(n) {
 		return true
-	case tokRemoteImage:
-		return k == "name" || k == "pullTriggers" || k == "platform"
 	}
-	return true
+	o, n = unwrap(o), unwrap(n)
+	if n.IsNull() {
+		if a.computed || a.emptyKeeps {
+			return false
+		}
+		return !isZero(o)
+	}
+	if a.emptyKeeps && n.IsString() && n.StringValue() == "" {
+		return false
+	}
+	if a.emptyIs != "" {
+		if o.IsNull() || (o.IsString() && o.StringValue() == "") {
+			o = resource.NewStringProperty(a.emptyIs)
+		}
+		if n.IsString() && n.StringValue() == "" {
+			n = resource.NewStringProperty(a.emptyIs)
+		}
+	}
+	if o.IsNull() && isZero(n) {
+		return false
+	}
+	if k == "ports" {
+		return portsChanged(o, n)
+	}
+	return !reflect.DeepEqual(canon(o, a.set), canon(n, a.set))
+}
+
+// isZero: null, false, 0, "", an empty list, or an object of zero values.
+func isZero(v resource.PropertyValue) bool {
+	v = unwrap(v)
+	switch {
+	case v.IsNull():
+		return true
+	case v.IsBool():
+		return !v.BoolValue()
+	case v.IsNumber():
+		return v.NumberValue() == 0
+	case v.IsString():
+		return v.StringValue() == ""
+	case v.IsArray():
+		return len(v.ArrayValue()) == 0
+	case v.IsObject():
+		for _, e := range v.ObjectValue() {
+			if !isZero(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// canon is a value as Terraform compares it: nested zero values dropped, sets sorted.
+func canon(v resource.PropertyValue, set bool) any {
+	v = unwrap(v)
+	switch {
+	case v.IsNull():
+		return nil
+	case v.IsArray():
+		if len(v.ArrayValue()) == 0 {
+			return nil
+		}
+		out := make([]any, 0, len(v.ArrayValue()))
+		for _, e := range v.ArrayValue() {
+			out = append(out, canon(e, false))
+		}
+		if set {
+			sort.Slice(out, func(i, j int) bool { return jsonOf(out[i]) < jsonOf(out[j]) })
+		}
+		return out
+	case v.IsObject():
+		out := map[string]any{}
+		for k, e := range v.ObjectValue() {
+			if isZero(e) {
+				continue
+			}
+			out[string(k)] = canon(e, nestedSets[string(k)])
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return out
+	}
+	return v.V
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// portsChanged mirrors the ports comparison of resource_docker_container.go
+// (suppressIfPortsDidNotChangeForMigrationV0ToV1): same length, and every old port found among
+// the new ones by internal port with the same protocol, external port and IP. An external port
+// the program leaves out is Computed: not compared.
+func portsChanged(o, n resource.PropertyValue) bool {
+	objects := func(v resource.PropertyValue) []resource.PropertyMap {
+		var out []resource.PropertyMap
+		if v = unwrap(v); v.IsArray() {
+			for _, e := range v.ArrayValue() {
+				if e.IsObject() {
+					out = append(out, e.ObjectValue())
+				}
+			}
+		}
+		return out
+	}
+	olds, news := objects(o), objects(n)
+	if len(olds) != len(news) {
+		return true
+	}
+	str := func(m resource.PropertyMap, k string) string {
+		return fmt.Sprint(canon(m[resource.PropertyKey(k)], false))
+	}
+	for _, op := range olds {
+		found := false
+		for _, np := range news {
+			if str(np, "internal") != str(op, "internal") {
+				continue
+			}
+			if str(np, "protocol") != str(op, "protocol") {
+				other := false
+				for _, q := range news {
+					if str(q, "internal") == str(op, "internal") && str(q, "protocol") == str(op, "protocol") {
+						other = true
+					}
+				}
+				if other {
+					continue
+				}
+				return true
+			}
+			if present(np, "external") && str(np, "external") != str(op, "external") {
+				return true
+			}
+			if str(np, "ip") != str(op, "ip") {
+				return true
+			}
+			found = true
+			break
+		}
+		if !found {
+			return true
+		}
+	}
+	return false
+}
+
+// updatedState is the state after an in-place update: Terraform applies the diff to the old
+// state (schema.Resource.Apply), so changed attributes take the new values and every other
+// attribute keeps what the state held.
+func updatedState(typ string, olds, news resource.PropertyMap) resource.PropertyMap {
+	outs := normalize(olds).Copy()
+	news = normalize(news)
+	for _, k := range diffResource(typ, olds, news, nil).changed {
+		if v, ok := news[resource.PropertyKey(k)]; ok && !v.IsNull() {
+			outs[resource.PropertyKey(k)] = v
+		} else {
+			delete(outs, resource.PropertyKey(k))
+		}
+	}
+	return outs
+}
+
+// refreshedInputs are the inputs a refresh reports, as the bridge's Read computes them
+// (pkg/tfbridge/schema.go extractInputsFromOutputs with isRefresh): every old input that is
+// still in the state takes the state's value (lists trimmed to the shorter length, objects key
+// by key); an input the state lacks is dropped.
+func refreshedInputs(oldInputs, outs resource.PropertyMap) resource.PropertyMap {
+	v, _ := extractInputs(resource.NewObjectProperty(normalize(oldInputs).Copy()), resource.NewObjectProperty(outs))
+	return v.ObjectValue()
+}
+
+func extractInputs(oldInput, state resource.PropertyValue) (resource.PropertyValue, bool) {
+	switch {
+	case oldInput.IsArray() && state.IsArray():
+		olds, news := append([]resource.PropertyValue(nil), oldInput.ArrayValue()...), state.ArrayValue()
+		same := true
+		n := min(len(olds), len(news))
+		if len(olds) > len(news) {
+			same = false
+		}
+		for i := 0; i < n; i++ {
+			var s bool
+			olds[i], s = extractInputs(olds[i], news[i])
+			same = same && s
+		}
+		return resource.NewArrayProperty(olds[:n]), same
+	case oldInput.IsObject() && state.IsObject():
+		olds, news := oldInput.ObjectValue().Copy(), state.ObjectValue()
+		keep := map[string]bool{}
+		_, hasDefaults := olds[defaultsKey]
+		if hasDefaults {
+			for _, e := range olds[defaultsKey].ArrayValue() {
+				if e.IsString() {
+					keep[e.StringValue()] = true
+				}
+			}
+		}
+		same := true
+		for k, ov := range olds {
+			if k == defaultsKey {
+				continue
+			}
+			s := false
+			if nv, ok := news[k]; ok {
+				olds[k], s = extractInputs(ov, nv)
+			} else {
+				delete(olds, k)
+			}
+			if !s {
+				same = false
+				delete(keep, string(k))
+			}
+		}
+		if hasDefaults {
+			ks := make([]string, 0, len(keep))
+			for k := range keep {
+				ks = append(ks, k)
+			}
+			sort.Strings(ks)
+			ds := make([]resource.PropertyValue, len(ks))
+			for i, k := range ks {
+				ds[i] = resource.NewStringProperty(k)
+			}
+			olds[defaultsKey] = resource.NewArrayProperty(ds)
+		}
+		return resource.NewObjectProperty(olds), same || !hasDefaults
+	default:
+		return state, unwrap(oldInput).DeepEquals(unwrap(state))
+	}
+}
+
+func topLevel(path string) string {
+	if i := strings.IndexAny(path, ".["); i >= 0 {
+		return path[:i]
+	}
+	return path
 }
 
 // sameValue compares two property values by content: secrets unwrapped, null equal to absent,
@@ -336,11 +668,4 @@ func sameValue(o, n resource.PropertyValue) bool {
 		return true
 	}
 	return o.DeepEquals(n)
-}
-
-func topLevel(path string) string {
-	if i := strings.IndexAny(path, ".["); i >= 0 {
-		return path[:i]
-	}
-	return path
 }

@@ -1,4 +1,4 @@
-// Command pulumi-resource-docker is tizi's clean-room stand-in for the pulumi-docker 4.0.0
+// Command pulumi-resource-docker is tizi's own stand-in for the pulumi-docker 4.0.0
 // resource provider: it implements only the resources and properties tizi's edge target uses
 // (Volume, RemoteImage, Container), for machines where the upstream provider cannot be built.
 // See README.md.

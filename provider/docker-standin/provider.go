@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil/rpcerror"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,7 +28,7 @@ const (
 
 // minimalSchema is a valid package schema naming the package; the SDK is pinned, so the
 // engine needs no resource definitions from here.
-var minimalSchema = fmt.Sprintf(`{"name":%q,"version":%q,"description":"tizi's clean-room stand-in for pulumi-docker (only what tizi uses)"}`,
+var minimalSchema = fmt.Sprintf(`{"name":%q,"version":%q,"description":"tizi's own stand-in for pulumi-docker (only what tizi uses)"}`,
 	providerName, providerVersion)
 
 type dockerProvider struct {
@@ -234,7 +235,11 @@ func (p *dockerProvider) Check(_ context.Context, req *pulumirpc.CheckRequest) (
 	if err != nil {
 		return nil, err
 	}
-	res := checkResource(typeOf(req.GetType(), req.GetUrn()), news)
+	olds, err := unmarshal(req.GetOlds())
+	if err != nil {
+		return nil, err
+	}
+	res := checkResource(typeOf(req.GetType(), req.GetUrn()), req.GetUrn(), req.GetRandomSeed(), olds, news)
 	inputs, err := marshal(res.inputs)
 	if err != nil {
 		return nil, err
@@ -246,6 +251,15 @@ func (p *dockerProvider) Check(_ context.Context, req *pulumirpc.CheckRequest) (
 	return resp, nil
 }
 
+// oldState is what the bridge diffs against: the old outputs (the state), falling back to the
+// old inputs when the engine sent no outputs.
+func oldState(req *pulumirpc.DiffRequest) *structpb.Struct {
+	if len(req.GetOlds().GetFields()) > 0 {
+		return req.GetOlds()
+	}
+	return req.GetOldInputs()
+}
+
 // oldInputs are the old inputs when the engine sent them, else the old outputs.
 func oldInputs(req *pulumirpc.DiffRequest) *structpb.Struct {
 	if req.GetOldInputs() != nil {
@@ -254,18 +268,12 @@ func oldInputs(req *pulumirpc.DiffRequest) *structpb.Struct {
 	return req.GetOlds()
 }
 
-func (p *dockerProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	olds, err := unmarshal(oldInputs(req))
-	if err != nil {
-		return nil, err
-	}
-	news, err := unmarshal(req.GetNews())
-	if err != nil {
-		return nil, err
-	}
-	d := diffResource(typeOf(req.GetType(), req.GetUrn()), olds, news, req.GetIgnoreChanges())
+// diffResponse renders a diffResult as the bridge does (pulumi-terraform-bridge
+// pkg/tfbridge/provider.go Diff): changed keys, replacing keys, detailed diff, and
+// deleteBeforeReplace when the resource asks for it.
+func diffResponse(d diffResult, olds, news resource.PropertyMap) *pulumirpc.DiffResponse {
 	if len(d.changed) == 0 {
-		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
+		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}
 	}
 	detailed := map[string]*pulumirpc.PropertyDiff{}
 	replace := map[string]bool{}
@@ -274,12 +282,10 @@ func (p *dockerProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*p
 	}
 	for _, k := range d.changed {
 		kind := pulumirpc.PropertyDiff_UPDATE
-		_, inOld := olds[resource.PropertyKey(k)]
-		_, inNew := news[resource.PropertyKey(k)]
 		switch {
-		case !inOld:
+		case !present(olds, k):
 			kind = pulumirpc.PropertyDiff_ADD
-		case !inNew:
+		case !present(news, k):
 			kind = pulumirpc.PropertyDiff_DELETE
 		}
 		if replace[k] {
@@ -289,15 +295,51 @@ func (p *dockerProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*p
 				pulumirpc.PropertyDiff_UPDATE: pulumirpc.PropertyDiff_UPDATE_REPLACE,
 			}[kind]
 		}
-		detailed[k] = &pulumirpc.PropertyDiff{Kind: kind, InputDiff: true}
+		detailed[k] = &pulumirpc.PropertyDiff{Kind: kind}
 	}
 	return &pulumirpc.DiffResponse{
-		Changes:         pulumirpc.DiffResponse_DIFF_SOME,
-		Diffs:           d.changed,
-		Replaces:        d.replaces,
-		DetailedDiff:    detailed,
-		HasDetailedDiff: true,
-	}, nil
+		Changes:             pulumirpc.DiffResponse_DIFF_SOME,
+		Diffs:               d.changed,
+		Replaces:            d.replaces,
+		DeleteBeforeReplace: d.deleteBeforeReplace,
+		DetailedDiff:        detailed,
+		HasDetailedDiff:     true,
+	}
+}
+
+func (p *dockerProvider) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
+	olds, err := unmarshal(oldState(req))
+	if err != nil {
+		return nil, err
+	}
+	news, err := unmarshal(req.GetNews())
+	if err != nil {
+		return nil, err
+	}
+	d := diffResource(typeOf(req.GetType(), req.GetUrn()), olds, news, req.GetIgnoreChanges())
+	return diffResponse(d, normalize(olds), normalize(news)), nil
+}
+
+// initError is the bridge's initializationError: the resource exists (id) but the operation
+// failed; the engine records it with its outputs and the error as a partial result.
+func initError(id string, outs resource.PropertyMap, err error) error {
+	props, merr := marshal(stateOnly(outs))
+	if merr != nil {
+		return err
+	}
+	return rpcerror.WithDetails(rpcerror.New(codes.Unknown, err.Error()),
+		&pulumirpc.ErrorResourceInitFailed{Id: id, Properties: props, Reasons: []string{err.Error()}})
+}
+
+// stateOnly drops the bookkeeping keys (__defaults) that belong to inputs, not to the state.
+func stateOnly(m resource.PropertyMap) resource.PropertyMap {
+	out := resource.PropertyMap{}
+	for k, v := range m {
+		if !strings.HasPrefix(string(k), "__") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func (p *dockerProvider) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
@@ -306,9 +348,10 @@ func (p *dockerProvider) Create(ctx context.Context, req *pulumirpc.CreateReques
 	if err != nil {
 		return nil, err
 	}
-	outs := news.Copy()
-	id := ""
+	var id string
+	var outs resource.PropertyMap
 	if req.GetPreview() {
+		outs = news.Copy()
 		previewOutputs(typ, outs)
 	} else {
 		cli, err := p.client()
@@ -318,31 +361,32 @@ func (p *dockerProvider) Create(ctx context.Context, req *pulumirpc.CreateReques
 		s := plain(news)
 		switch typ {
 		case tokContainer:
-			if id, err = createContainer(ctx, cli, s); err != nil {
-				return nil, err
+			id, outs, err = createContainer(ctx, cli, s)
+			if err == nil && id == "" {
+				// upstream's Read removed the container (not running, mustRun, no container
+				// started yet by this process) and reported no error: the bridge then fails so
+				err = fmt.Errorf("expected non-nil error with nil state during Create of %s "+
+					"(the container is not running and mustRun is true, so the provider removed it again)", req.GetUrn())
 			}
 		case tokVolume:
-			v, err := createVolume(ctx, cli, s)
-			if err != nil {
-				return nil, err
-			}
-			id = v.Name
-			outs["name"] = resource.NewStringProperty(v.Name)
-			outs["driver"] = resource.NewStringProperty(v.Driver)
-			outs["mountpoint"] = resource.NewStringProperty(v.Mountpoint)
+			id, outs, err = createVolume(ctx, cli, s)
 		case tokRemoteImage:
-			imageID, digest, err := ensureImage(ctx, cli, p.host, s.str("name"))
-			if err != nil {
-				return nil, err
-			}
-			id = imageID + s.str("name")
-			outs["imageId"] = resource.NewStringProperty(imageID)
-			outs["repoDigest"] = resource.NewStringProperty(digest)
+			id, outs, err = createImage(ctx, cli, s)
 		default:
 			return nil, status.Errorf(codes.Unimplemented, "resource type %s is not implemented by the tizi docker stand-in provider", typ)
 		}
+		if err != nil {
+			if id == "" {
+				return nil, err
+			}
+			if outs == nil {
+				outs = news.Copy()
+			}
+			// a partially created resource: the bridge reports it with its ID and state
+			return nil, initError(id, outs, fmt.Errorf("creating %s: %w", req.GetUrn(), err))
+		}
 	}
-	props, err := marshal(outs)
+	props, err := marshal(stateOnly(outs))
 	if err != nil {
 		return nil, err
 	}
@@ -363,6 +407,7 @@ func previewOutputs(typ string, outs resource.PropertyMap) {
 		}
 	case tokRemoteImage:
 		outs["imageId"] = unknown
+		outs["latest"] = unknown
 		outs["repoDigest"] = unknown
 	}
 }
@@ -373,59 +418,50 @@ func (p *dockerProvider) Read(ctx context.Context, req *pulumirpc.ReadRequest) (
 	if err != nil {
 		return nil, err
 	}
+	oldIns, err := unmarshal(req.GetInputs())
+	if err != nil {
+		return nil, err
+	}
 	cli, err := p.client()
 	if err != nil {
 		return nil, err
 	}
 	id := req.GetId()
 	s := plain(state)
+	var outs resource.PropertyMap
 	switch typ {
 	case tokContainer:
-		ok, err := containerExists(ctx, cli, id)
-		if err != nil {
-			return nil, fmt.Errorf("inspecting container %s: %w", id, err)
-		}
-		if !ok {
-			return &pulumirpc.ReadResponse{Id: ""}, nil
-		}
+		id, outs, err = readContainer(ctx, cli, id, s)
 	case tokVolume:
-		v, err := cli.VolumeInspect(ctx, id)
-		if isNotFound(err) {
-			return &pulumirpc.ReadResponse{Id: ""}, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("inspecting volume %s: %w", id, err)
-		}
-		state["name"] = resource.NewStringProperty(v.Name)
-		state["driver"] = resource.NewStringProperty(v.Driver)
-		state["mountpoint"] = resource.NewStringProperty(v.Mountpoint)
+		id, outs, err = readVolume(ctx, cli, id, s)
 	case tokRemoteImage:
-		ref := s.str("imageId")
-		if ref == "" {
-			ref = s.str("name")
-		}
-		info, err := cli.ImageInspect(ctx, ref)
-		if isNotFound(err) {
-			return &pulumirpc.ReadResponse{Id: ""}, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("inspecting image %s: %w", ref, err)
-		}
-		state["imageId"] = resource.NewStringProperty(info.ID)
-		if s.str("name") != "" {
-			state["repoDigest"] = resource.NewStringProperty(repoDigest(info.RepoDigests, s.str("name")))
-		}
+		id, outs, err = readImage(ctx, cli, id, s)
 	default:
 		return nil, status.Errorf(codes.Unimplemented, "resource type %s is not implemented by the tizi docker stand-in provider", typ)
 	}
-	props, err := marshal(state)
+	if err != nil {
+		return nil, fmt.Errorf("refreshing %s: %w", req.GetUrn(), err)
+	}
+	if id == "" {
+		return &pulumirpc.ReadResponse{}, nil // gone
+	}
+	outs = stateOnly(outs)
+	props, err := marshal(outs)
 	if err != nil {
 		return nil, err
 	}
-	return &pulumirpc.ReadResponse{Id: id, Properties: props, Inputs: req.GetInputs()}, nil
+	inputs, err := marshal(refreshedInputs(oldIns, outs))
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.ReadResponse{Id: id, Properties: props, Inputs: inputs}, nil
 }
 
-// Update applies changes that need no new resource: only provider-side settings (container
-// waiting/stopping options, an image's keepLocally). Everything else is a replacement.
-func (p *dockerProvider) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
+// Update applies an in-place change as the upstream Update functions do: a Container sends
+// restart/maxRetryCount/cpuShares/memory/cpuSet/memorySwap to Docker (the other in-place
+// attributes only change the state); a RemoteImage looks the image up again (maybe pulling).
+// The new state is the old one with the changed attributes applied.
+func (p *dockerProvider) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
 	olds, err := unmarshal(req.GetOlds())
 	if err != nil {
 		return nil, err
@@ -435,17 +471,25 @@ func (p *dockerProvider) Update(_ context.Context, req *pulumirpc.UpdateRequest)
 		return nil, err
 	}
 	typ := typeOf(req.GetType(), req.GetUrn())
-	outs := news.Copy()
-	for k := range computedOutputs[typ] {
-		if v, ok := olds[resource.PropertyKey(k)]; ok {
-			outs[resource.PropertyKey(k)] = v
+	outs := stateOnly(updatedState(typ, olds, news))
+	if !req.GetPreview() {
+		cli, err := p.client()
+		if err != nil {
+			return nil, err
 		}
-	}
-	if typ == tokVolume {
-		for _, k := range []string{"name", "driver", "mountpoint"} {
-			if v, ok := olds[resource.PropertyKey(k)]; ok && !present(news, k) {
-				outs[resource.PropertyKey(k)] = v
+		id := req.GetId()
+		switch typ {
+		case tokContainer:
+			changed := diffResource(typ, olds, news, req.GetIgnoreChanges()).changed
+			err = updateContainer(ctx, cli, id, changed, plain(news))
+		case tokRemoteImage:
+			var read resource.PropertyMap
+			if id, read, err = updateImage(ctx, cli, id, plain(outs)); err == nil && id != "" {
+				outs = stateOnly(read)
 			}
+		}
+		if err != nil {
+			return nil, initError(req.GetId(), outs, fmt.Errorf("updating %s: %w", req.GetUrn(), err))
 		}
 	}
 	props, err := marshal(outs)
@@ -470,11 +514,7 @@ func (p *dockerProvider) Delete(ctx context.Context, req *pulumirpc.DeleteReques
 	case tokContainer:
 		err = deleteContainer(ctx, cli, req.GetId(), s)
 	case tokVolume:
-		name := s.str("name")
-		if name == "" {
-			name = req.GetId()
-		}
-		err = deleteVolume(ctx, cli, name)
+		err = deleteVolume(ctx, cli, req.GetId())
 	case tokRemoteImage:
 		err = deleteImage(ctx, cli, s)
 	default:

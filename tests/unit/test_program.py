@@ -172,7 +172,7 @@ def test_edge_keys_are_uploaded_through_a_never_started_writer():
 
 def test_edge_containers_ask_for_create_before_delete_explicitly():
     evaluation = run_stack("local")
-    for name in ("edge-local-container", "edge-local-key-writer"):
+    for name in ("edge-local-container", "edge-local-key-writer", "edge-local-keys", "edge-local-models"):
         options = evaluation.named(name).options
         assert options["deleteBeforeReplaceDefined"] is True, f"{name}: upstream's default would delete first"
         assert options["deleteBeforeReplace"] is False, name
@@ -255,3 +255,20 @@ def test_every_stack_complies_with_the_policy_pack(stack):
     assert found, "the policy pack must see where the stack places the service"
     assert residency_violations(found, None) == []
     assert [m for name, type_, props in resources for m in security_violations(name, type_, props)] == []
+
+
+def test_the_label_transform_hands_back_no_options():
+    """Options returned by a transform replace the resource's own, and the SDK's round trip
+    drops an explicit delete_before_replace=False: the transform must return none."""
+    import pulumi
+
+    from components.targets.labels import label_transform
+
+    transform = label_transform({"tizi.ma/ministry": "health"})
+    args = pulumi.ResourceTransformArgs(
+        custom=True, type_="docker:index/container:Container", name="c",
+        props={"labels": []}, opts=pulumi.ResourceOptions(delete_before_replace=False),
+    )  # fmt: skip
+    result = transform(args)
+    assert result is not None and result.opts is None
+    assert result.props["labels"] == [{"label": "tizi.ma/ministry", "value": "health"}]
