@@ -4,7 +4,10 @@
     tizi bundle verify site.tar
     DOCKER_HOST=ssh://edge-site tizi bundle load site.tar
 
-Exit status 1 with a one-line reason when a bundle is refused.
+Every failure (a refused bundle, a file that is a directory, a FIFO or unreadable, no docker
+CLI, a docker error, an output that cannot be written) is exit status 1 with one line on
+stderr. Paths are therefore taken as plain paths, not click.Path(exists=..., dir_okay=...),
+whose refusals are usage errors (exit 2, several lines) and which would open a FIFO.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from typing import Any
 import click
 import yaml
 
-from components.ops.bundle import BundleError, create_bundle, load_bundle, verify_bundle
+from components.ops.bundle import (
+    MAX_MANIFEST,
+    BundleError,
+    create_bundle,
+    load_bundle,
+    read_small_file,
+    verify_bundle,
+)
 from components.spec.service import REFERENCE_IMAGE
 
 
@@ -29,12 +39,32 @@ class _DefaultCreateGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load without aliases: a few nested aliases expand exponentially when the spec is
+    written out as JSON (the "billion laughs"), and a spec has no use for them."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in a spec")
+        return super().compose_node(parent, index)
+
+
 def _load_spec(path: Path | None) -> dict[str, Any]:
+    """The spec recorded in the manifest: a regular file (a FIFO would block), at most the
+    manifest's cap, UTF-8 YAML or JSON, a mapping."""
     if path is None:
         return {}
-    data = yaml.safe_load(path.read_text())
+    raw = read_small_file(path, "spec file", MAX_MANIFEST)
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_NoAliasLoader)  # a SafeLoader
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise BundleError(f"{path}: nested too deeply") from None
     if not isinstance(data, dict):
-        raise click.ClickException(f"{path}: the spec must be a mapping")
+        raise BundleError(f"{path}: the spec must be a mapping")
     return data
 
 
@@ -46,15 +76,15 @@ def bundle() -> None:
 @bundle.command()
 @click.option("--image", default=REFERENCE_IMAGE, show_default=True, help="Image to bundle.")
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+    "-o", "--output", type=click.Path(path_type=Path),
     default=Path("tizi-bundle.tar"), show_default=True, help="Bundle file to write.",
 )  # fmt: skip
 @click.option(
-    "--spec", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--spec", type=click.Path(path_type=Path),
     help="Service spec (YAML or JSON) recorded in the manifest.",
 )  # fmt: skip
 @click.option(
-    "--model-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    "--model-dir", type=click.Path(path_type=Path),
     help="Model files to include (default: copied out of the image).",
 )  # fmt: skip
 @click.option("--docker-host", envvar="DOCKER_HOST", help="Engine holding the image.")
@@ -66,14 +96,17 @@ def create(
         manifest = create_bundle(image, output, _load_spec(spec), model_dir, docker_host)
     except BundleError as exc:
         raise click.ClickException(str(exc)) from None
-    size = output.stat().st_size
+    try:
+        size = output.stat().st_size
+    except OSError:  # moved or removed already: the parts' sum is close enough for a summary
+        size = sum(part["size"] for part in manifest["parts"])
     click.echo(f"wrote {output} ({size / 1e6:.1f} MB), image {image} {manifest['image']['id']}")
     for part in manifest["parts"]:
         click.echo(f"  {part['sha256']}  {part['size']:>12}  {part['path']}")
 
 
 @bundle.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def verify(path: Path, as_json: bool) -> None:
     """Check every part's sha256 and size against the manifest."""
@@ -88,7 +121,7 @@ def verify(path: Path, as_json: bool) -> None:
 
 
 @bundle.command()
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--docker-host", envvar="DOCKER_HOST", help="Engine to load into (ssh://...).")
 def load(path: Path, docker_host: str | None) -> None:
     """Verify, then load the image into an engine; nothing is loaded from a bad bundle."""
