@@ -1,4 +1,4 @@
-"""Prometheus metrics written by hand: three families do not justify a dependency.
+"""Prometheus metrics written by hand: a few families do not justify a dependency.
 
 Text exposition format 0.0.4. Route labels are the fixed route names (unknown paths are
 "other") so a scanner hitting random URLs cannot blow up the series count.
@@ -26,6 +26,7 @@ class Metrics:
         self.model_loaded = 0
         self.inflight = 0
         self.detections: dict[tuple[str, str], int] = defaultdict(int)
+        self.disconnects: dict[str, int] = defaultdict(int)
 
     def observe(self, route: str, method: str, code: int, seconds: float) -> None:
         with self._lock:
@@ -42,6 +43,10 @@ class Metrics:
     def detection(self, language: str, method: str) -> None:
         with self._lock:
             self.detections[(language, method)] += 1
+
+    def disconnect(self, phase: str) -> None:
+        with self._lock:
+            self.disconnects[phase] += 1
 
     def add_inflight(self, delta: int) -> None:
         with self._lock:
@@ -81,6 +86,12 @@ class Metrics:
             ]
             for (lang, method), n in sorted(self.detections.items()):
                 out.append(f'tizi_detections_total{{language="{lang}",method="{method}"}} {n}')
+            out += [
+                "# HELP tizi_client_disconnects_total Clients gone before their exchange finished, by phase.",
+                "# TYPE tizi_client_disconnects_total counter",
+            ]
+            for phase, n in sorted(self.disconnects.items()):
+                out.append(f'tizi_client_disconnects_total{{phase="{phase}"}} {n}')
             out += [
                 "# HELP tizi_model_load_seconds Seconds spent loading the model at start.",
                 "# TYPE tizi_model_load_seconds gauge",

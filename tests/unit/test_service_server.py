@@ -254,9 +254,15 @@ def test_logs_are_json_without_keys_or_bodies(running: Running, capsys: pytest.C
     secret_text = "ⴰⵣⵓⵍ unique-user-text-1234"
     running.chat(secret_text, key=KEYS["key-b"])
     running.request("GET", "/v1/models", key="a-wrong-key-value")
-    out = capsys.readouterr().out
-    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
-    requests = [r for r in lines if r["event"] == "request"]
+    # a request is logged just after its response is written: poll briefly, not sleep
+    out, deadline = "", time.monotonic() + 2
+    while True:
+        out += capsys.readouterr().out
+        lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+        requests = [r for r in lines if r["event"] == "request"]
+        if len(requests) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert any(r["key_id"] == "key-b" and r["status"] == 200 for r in requests)
     for forbidden in (*KEYS.values(), "a-wrong-key-value", "unique-user-text", "ⴰⵣⵓⵍ"):
         assert forbidden not in out
@@ -355,6 +361,8 @@ def test_config_from_env() -> None:
             "TIZI_API_KEYS_DIR": "/k",
             "TIZI_LANGUAGES": "ar, fr,zgh",
             "TIZI_MAX_BODY_BYTES": "10",
+            "TIZI_READ_TIMEOUT_SECONDS": "2.5",
+            "TIZI_IDLE_TIMEOUT_SECONDS": "7",
         }
     )
     assert (cfg.port, cfg.keys_dir, cfg.languages, cfg.max_body_bytes) == (
@@ -363,5 +371,7 @@ def test_config_from_env() -> None:
         ("ar", "fr", "zgh"),
         10,
     )
+    assert (cfg.read_timeout_seconds, cfg.idle_timeout_seconds) == (2.5, 7.0)
     assert Config.from_env({}).port == 8080
     assert Config.from_env({}).keys_dir == "/run/secrets/tizi"
+    assert (Config.from_env({}).read_timeout_seconds, Config.from_env({}).idle_timeout_seconds) == (10, 30)
