@@ -27,7 +27,7 @@ from components.ops.bundle import (
     read_small_file,
     verify_bundle,
 )
-from components.spec.service import REFERENCE_IMAGE
+from components.spec.runtime import REFERENCE_IMAGE
 
 
 class _DefaultCreateGroup(click.Group):

@@ -15,7 +15,8 @@ from components.rules.catalogue import TargetKind
 from components.rules.residency import DataClass, LegalBasisKind
 from components.sources.stack_file import StackFileError, read_stack_file
 from components.sources.stack_input import SecretState
-from components.spec.service import ENVIRONMENTS, LANGUAGES, REFERENCE_IMAGE
+from components.spec.runtime import REFERENCE_IMAGE
+from components.spec.service import ENVIRONMENTS, LANGUAGES
 from components.targets.kinds import KINDS, NewStackOptions
 from components.validation import validate_stack
 

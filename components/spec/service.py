@@ -18,6 +18,7 @@ from components.problems import Problem, hidden
 from components.rules.residency import DataClass, LegalBasis, LegalBasisKind
 from components.spec.labels import DATA_CLASS_LABEL, ENVIRONMENT_LABEL, MINISTRY_LABEL, REGION_LABEL
 from components.spec.reader import DNS_LABEL, REGION_ID, SLUG, SettingsReader
+from components.spec.runtime import DEFAULT_RUNTIME, Preset, Runtime, read_runtime
 from components.spec.secrets import SECRET_KEYS, carries_credentials, looks_like_secret
 from components.spec.target import Target
 from components.spec.targets import read_targets
@@ -28,8 +29,6 @@ LANGUAGES = ("ar", "ary", "zgh", "fr", "en", "es")
 ENVIRONMENTS = ("dev", "test", "staging", "prod")
 GPU_TYPES = ("nvidia-t4", "nvidia-l4", "nvidia-a10", "nvidia-a100", "nvidia-h100")
 MODEL_SOURCE_SCHEMES = ("image", "pypi", "file", "pvc")
-#: The reference image (tizi's own langid server), built by scripts/build-image.sh.
-REFERENCE_IMAGE = "tizi/inference-service:0.1.0"
 
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
@@ -85,6 +84,8 @@ class Health:
     startup: str = "/healthz"
     liveness: str = "/healthz"
     readiness: str = "/readyz"
+    #: seconds a fresh replica may take to load its model before it must answer (the runtime's)
+    startup_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     secret_names: tuple[str, ...] = ("apiKeys",)
     health: Health = Health()
+    runtime: Runtime = DEFAULT_RUNTIME
 
     @property
     def labels(self) -> dict[str, str]:
@@ -157,7 +159,7 @@ class ServiceSpec:
     def container_env(self) -> dict[str, str]:
         """The environment every target gives the container: the spec's env plus what the
         service must know about its model (never a secret: secrets arrive as files)."""
-        return {**self.env, "TIZI_LANGUAGES": ",".join(self.model.languages)}
+        return {**self.env, **self.runtime.env, "TIZI_LANGUAGES": ",".join(self.model.languages)}
 
     @property
     def image_tag(self) -> str:
@@ -225,7 +227,11 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
     languages = _language_codes(r, "languages", settings.get("languages"), required=False)
 
     service = r.section("service")
-    r.unknown("service", service, ("name", "image", "command", "args", "port", "env", "secrets", "health"))
+    r.unknown(
+        "service",
+        service,
+        ("name", "runtime", "image", "command", "args", "port", "env", "secrets", "health"),
+    )
     name = r.string(
         "service.name",
         service.get("name"),
@@ -233,14 +239,23 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
         "must be a DNS label: lowercase letters, digits and '-', 1-40 characters",
         default="inference",
     )
-    image = _image(r, service.get("image"), environment)
     port = r.integer("service.port", service.get("port"), 1024, 65535, default=8080)
     env = _env(r, service.get("env"))
     secret_names = _secret_names(r, service.get("secrets"), settings)
-    health = _health(r, service.get("health"))
-
     model = _model(r, r.section("model"))
-    resources = _resources(r, r.section("resources"))
+    model_mib = Quantity.memory_mib(model.size) if _MEMORY.fullmatch(model.size) else 100
+    runtime = read_runtime(r, service.get("runtime"), model.name, model_mib, port)
+    image = _image(r, service.get("image"), environment, runtime)
+    health = _health(r, service.get("health"), runtime)
+    command, args = _command(r, service, runtime)
+    resources = _resources(r, r.section("resources"), Resources(cpu=runtime.cpu, memory=runtime.memory))
+    if runtime.gpu_required > resources.gpu_count:
+        r.fail(
+            "resources.gpu.count",
+            resources.gpu_count,
+            f"the {runtime.preset.value} runtime needs at least {runtime.gpu_required} GPU(s) "
+            "(its tensorParallelSize)",
+        )
     scaling = _scaling(r, r.section("scaling"))
     targets = read_targets(r, settings.get("targets"), StackContext(region, ministry, environment))
 
@@ -270,11 +285,12 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
         fallback_regions=fallback,
         legal_basis=legal_basis,
         languages=languages,
-        command=r.strings("service.command", service.get("command")),
-        args=r.strings("service.args", service.get("args")),
+        command=command,
+        args=args,
         env=env,
         secret_names=secret_names,
         health=health,
+        runtime=runtime,
     )
     return spec, r.problems
 
@@ -319,7 +335,12 @@ def _is_placeholder(reference: str) -> bool:
     return folded in _PLACEHOLDERS or len(set(folded)) <= 1 or folded.startswith(("todo", "tbd", "xxx"))
 
 
-def _image(r: SettingsReader, raw: Any, environment: str) -> str:
+def _image(r: SettingsReader, raw: Any, environment: str, runtime: Runtime) -> str:
+    if raw is None and runtime.default_image:
+        raw = runtime.default_image
+    elif raw is None:
+        r.fail("service.image", raw, f"must be set: the {runtime.preset.value} runtime has no default image")
+        return ""
     image = r.string(
         "service.image", raw, _IMAGE, "must be an image reference repository[:tag][@sha256:<64 hex>]"
     )
@@ -329,6 +350,24 @@ def _image(r: SettingsReader, raw: Any, environment: str) -> str:
     elif match and match.group("tag") == "latest" and not match.group("digest") and environment == "prod":
         r.fail("service.image", raw, "prod stacks must pin a version tag or a digest, not 'latest'")
     return image
+
+
+def _command(
+    r: SettingsReader, service: Mapping[str, Any], runtime: Runtime
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The preset's command and arguments; only the custom runtime takes them from the stack."""
+    command = r.strings("service.command", service.get("command"))
+    args = r.strings("service.args", service.get("args"))
+    if runtime.preset is not Preset.CUSTOM:
+        for key, given in (("service.command", command), ("service.args", args)):
+            if given:
+                r.fail(
+                    key,
+                    list(given),
+                    f"is set by the {runtime.preset.value} runtime; use runtime: custom to choose it",
+                )
+        return runtime.command, runtime.args
+    return command, args
 
 
 def _env(r: SettingsReader, raw: Any) -> dict[str, str]:
@@ -377,21 +416,22 @@ def _secret_names(r: SettingsReader, raw: Any, settings: Mapping[str, Any]) -> t
     return names
 
 
-def _health(r: SettingsReader, raw: Any) -> Health:
+def _health(r: SettingsReader, raw: Any, runtime: Runtime) -> Health:
+    startup, liveness, readiness = runtime.health or ("/healthz", "/healthz", "/readyz")
+    defaults = Health(startup, liveness, readiness, runtime.startup_seconds)
     if raw is None:
-        return Health()
+        return defaults
     if not isinstance(raw, Mapping):
         r.fail("service.health", raw, "must be a mapping of startup, liveness, readiness paths")
-        return Health()
+        return defaults
     r.unknown("service.health", raw, ("startup", "liveness", "readiness"))
-    path = re.compile(r"^/[A-Za-z0-9/._-]*$")
+    path = re.compile(r"/[A-Za-z0-9/._-]{0,200}")
     allowed = "must be an HTTP path starting with '/'"
-    defaults = Health()
 
     def read(probe: str) -> str:
         return r.string(f"service.health.{probe}", raw.get(probe), path, allowed, getattr(defaults, probe))
 
-    return Health(startup=read("startup"), liveness=read("liveness"), readiness=read("readiness"))
+    return Health(read("startup"), read("liveness"), read("readiness"), runtime.startup_seconds)
 
 
 def _model(r: SettingsReader, raw: Mapping[str, Any]) -> Model:
@@ -421,9 +461,8 @@ def _model(r: SettingsReader, raw: Mapping[str, Any]) -> Model:
     return Model(name=name, source=source or "", size=size, languages=languages)
 
 
-def _resources(r: SettingsReader, raw: Mapping[str, Any]) -> Resources:
+def _resources(r: SettingsReader, raw: Mapping[str, Any], defaults: Resources) -> Resources:
     r.unknown("resources", raw, ("cpu", "memory", "gpu"))
-    defaults = Resources()
     cpu = raw.get("cpu", defaults.cpu)
     if isinstance(cpu, int | float) and not isinstance(cpu, bool):
         cpu = str(cpu)

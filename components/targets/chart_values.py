@@ -7,6 +7,7 @@ chart, tests compare it with the spec, and teams without Pulumi can print it
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from components.spec.target import Target
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "inference-service"
 GPU_RESOURCE = "nvidia.com/gpu"
+STARTUP_PERIOD_SECONDS = 5
 GPU_TYPE_LABEL = "nvidia.com/gpu.product"
 
 
@@ -70,7 +72,12 @@ def chart_values(spec: ServiceSpec, target: Target, api_key_secret: str | None =
         },
         "placement": {"region": target.region},
         "probes": {
-            "startup": {"path": spec.health.startup},
+            # the runtime's load budget, in the chart's 5 s startup periods
+            "startup": {
+                "path": spec.health.startup,
+                "periodSeconds": STARTUP_PERIOD_SECONDS,
+                "failureThreshold": math.ceil(spec.health.startup_seconds / STARTUP_PERIOD_SECONDS),
+            },
             "liveness": {"path": spec.health.liveness},
             "readiness": {"path": spec.health.readiness},
         },

@@ -64,6 +64,7 @@ def container_plan(spec: ServiceSpec, placement: TargetPlacement, key_count: int
             "readiness": spec.health.readiness,
         },
         expose=target.bind_address == "0.0.0.0",
+        startup_seconds=spec.health.startup_seconds,
         # the site is this container's region; the stack-wide label transform keeps it
         labels={REGION_LABEL: target.region, TARGET_LABEL: target.name},
     )
@@ -143,7 +144,8 @@ class EdgeService(pulumi.ComponentResource):
         container = docker.Container(
             f"{name}-container",
             wait=True,
-            wait_timeout=120,
+            # the model's load budget, and a minute for the first healthchecks
+            wait_timeout=args.spec.health.startup_seconds + 60,
             **container_args,
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False, depends_on=[writer]),
         )

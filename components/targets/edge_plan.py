@@ -241,6 +241,7 @@ def plan_edge_container(
     secrets_volume: str | None = None,
     drain_seconds: int = 20,
     labels: Mapping[str, str] | None = None,
+    startup_seconds: int = 10,
 ) -> EdgeContainerPlan:
     """Plan the edge container.
 
@@ -303,7 +304,10 @@ def plan_edge_container(
         model_cache_dir=MODEL_CACHE_DIR,
         secret_files={s: f"{SECRETS_DIR}/{s}" for s in secret_names},
         env=service_env,
-        healthcheck=Healthcheck(test=("CMD-SHELL", _health_command(host_port, ready_path))),
+        # failures while the model loads do not count (the runtime's load budget)
+        healthcheck=Healthcheck(
+            test=("CMD-SHELL", _health_command(host_port, ready_path)), start_period_s=startup_seconds
+        ),
         restart="always",
         log_driver="json-file",
         log_opts={"max-size": "10m", "max-file": "3"},
