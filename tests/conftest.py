@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-TIERS = ("unit", "edge", "engine", "cluster")
+TIERS = ("unit", "edge", "engine", "cluster", "conformance")
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -1,0 +1,1 @@
+"""The OpenAI contract, checked with the official client against any tizi deployment."""
