@@ -12,25 +12,25 @@
 # (bin="$(scripts/build-docker-standin.sh | tail -n 1)"); go's own output goes to stderr.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOG_TAG=docker-standin
+# shellcheck source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"   # ROOT, CACHE, log, die, go_cache_env, hash_files, short_hash
 SRC="$ROOT/provider/docker-standin"
-CACHE="${TIZI_CACHE:-$HOME/.cache/tizi}"
 
-log() { printf '[docker-standin] %s\n' "$*"; }
-
-command -v go >/dev/null || { log "ERROR: no go on PATH (Go >= 1.26 is needed)" >&2; exit 1; }
-[ -f "$SRC/go.mod" ] || { log "ERROR: no $SRC/go.mod" >&2; exit 1; }
+command -v go >/dev/null || die "no go on PATH (Go >= 1.26 is needed)"
+[ -f "$SRC/go.mod" ] || die "no $SRC/go.mod"
 
 # Content hash of the sources that make the binary (file names and contents, sorted).
 hash="$(cd "$SRC" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) ! -name '*_test.go' \
-  -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+  -print0 | hash_files | short_hash)"
 dest="$CACHE/toolchain/docker-standin-$hash"
 bin="$dest/bin/pulumi-resource-docker"
 
 if [ -x "$bin" ] && [ -f "$dest/BUILD-INFO" ]; then
-  log "cached $bin"
+  log "cached $bin" 2>&1   # this line goes to stdout (see above)
 else
-  export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" CGO_ENABLED=0
+  go_cache_env
+  export CGO_ENABLED=0
   export GOFLAGS="${GOFLAGS:-} -mod=readonly"
   mkdir -p "$dest/bin"
   start=$(date +%s)
@@ -46,6 +46,6 @@ else
     echo "go: $(go version)"
     echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ) in $(($(date +%s) - start)) s"
   } >"$dest/BUILD-INFO"
-  log "built $bin"
+  log "built $bin" 2>&1
 fi
 echo "$dest/bin"

@@ -15,8 +15,10 @@
 #    an image with that label already exists the build is skipped.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-CACHE="${TIZI_CACHE:-$HOME/.cache/tizi}"
+LOG_TAG=build-image
+# shellcheck source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"   # ROOT, CACHE, log, apt_install, hash_files, short_hash
+
 BASE_TAG="local/debian:bookworm"
 BASE_TAR="$CACHE/base/debian-bookworm-minbase.tar"
 MIRROR="${TIZI_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -24,15 +26,12 @@ IMAGE="${TIZI_IMAGE:-tizi/inference-service}"
 VERSION="0.1.0"
 DOCKER="${DOCKER:-docker}"
 
-log() { printf '[build-image] %s\n' "$*" >&2; }
-
 ensure_base() {
   if "$DOCKER" image inspect "$BASE_TAG" >/dev/null 2>&1; then return 0; fi
   if [ ! -s "$BASE_TAR" ]; then
     command -v debootstrap >/dev/null || {
       log "installing debootstrap"
-      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-        --no-install-recommends debootstrap >&2
+      apt_install debootstrap
     }
     local rootfs
     rootfs="$(mktemp -d /tmp/tizi-rootfs.XXXXXX)"
@@ -73,9 +72,8 @@ content_hash() {
     cd "$ROOT"
     # Only what the Dockerfile copies: README or sample edits do not force a rebuild.
     find service/Dockerfile service/.dockerignore service/requirements.txt service/tizi_service \
-      -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z \
-      | xargs -0 sha256sum
-  } | sha256sum | cut -c1-16
+      -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | hash_files
+  } | short_hash
 }
 
 print_result() { # $1 = tag

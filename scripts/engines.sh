@@ -14,7 +14,10 @@
 # path without any machine but this one. Idempotent: a running daemon is left alone.
 set -euo pipefail
 
-CACHE="${TIZI_CACHE:-$HOME/.cache/tizi}"
+LOG_TAG=engines
+# shellcheck source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"   # CACHE, log, apt_install, poll, pid_alive, stop_pidfile
+
 SSH_DIR="$CACHE/ssh"
 LOG_DIR="$CACHE/logs"
 EDGE_ROOT="${TIZI_EDGE_ROOT:-/var/lib/tizi-edge}"
@@ -27,19 +30,6 @@ SSHD_PID="$SSH_DIR/sshd.pid"
 DEFAULT_SOCK="/var/run/docker.sock"
 # The docker CLI 28.x in /usr/local/bin talks to the 20.10 engine fine.
 DOCKER="${DOCKER:-docker}"
-
-log() { printf '[engines] %s\n' "$*" >&2; }
-
-apt_install() {
-  # DPkg lock timeout: other sessions may be running apt at the same time.
-  # policy-rc.d (present on this machine) keeps postinst scripts from starting services.
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-    --no-install-recommends "$@" >&2 || {
-    apt-get -o DPkg::Lock::Timeout=600 update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q \
-      --no-install-recommends "$@" >&2
-  }
-}
 
 ensure_packages() {
   local missing=()
@@ -60,11 +50,7 @@ engine_up() { # $1 = socket path
 }
 
 wait_engine() { # $1 = socket, $2 = name, $3 = log file
-  local i
-  for i in $(seq 1 150); do
-    engine_up "$1" && return 0
-    sleep 0.2
-  done
+  poll 150 0.2 engine_up "$1" && return 0
   log "$2 did not come up within 30 s; last log lines:"
   tail -n 20 "$3" >&2 || true
   return 1
@@ -93,7 +79,7 @@ start_edge_engine() {
   mkdir -p "$EDGE_ROOT/data" "$EDGE_ROOT/exec"
   ensure_bridge
   # A stale pidfile from a killed daemon makes dockerd refuse to start.
-  if [ -f "$EDGE_ROOT/docker.pid" ] && ! kill -0 "$(cat "$EDGE_ROOT/docker.pid")" 2>/dev/null; then
+  if [ -f "$EDGE_ROOT/docker.pid" ] && ! pidfile_alive "$EDGE_ROOT/docker.pid"; then
     rm -f "$EDGE_ROOT/docker.pid"
   fi
   log "starting the edge dockerd (log: $LOG_DIR/edge-dockerd.log)"
@@ -166,7 +152,7 @@ Host $SSH_HOST_ALIAS
   fi
 }
 
-sshd_up() { [ -f "$SSHD_PID" ] && kill -0 "$(cat "$SSHD_PID")" 2>/dev/null; }
+sshd_up() { pidfile_alive "$SSHD_PID"; }
 
 start_sshd() {
   ensure_ssh_material
@@ -175,37 +161,21 @@ start_sshd() {
   chmod 755 /run/sshd
   log "starting the edge sshd on 127.0.0.1:$SSH_PORT (log: $LOG_DIR/edge-sshd.log)"
   /usr/sbin/sshd -f "$SSH_DIR/sshd_config" -E "$LOG_DIR/edge-sshd.log"
-  local i
-  for i in $(seq 1 50); do
-    if ssh -o ConnectTimeout=2 "$SSH_HOST_ALIAS" true 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
+  poll 50 0.2 ssh -o ConnectTimeout=2 "$SSH_HOST_ALIAS" true && return 0
   log "sshd not reachable as $SSH_HOST_ALIAS"
   tail -n 20 "$LOG_DIR/edge-sshd.log" >&2 || true
   return 1
 }
 
-stop_pidfile() { # $1 = pidfile, $2 = name
-  [ -f "$1" ] || return 0
-  local pid
-  pid="$(cat "$1")"
-  if kill -0 "$pid" 2>/dev/null; then
-    log "stopping $2 (pid $pid)"
-    kill "$pid"
-    local i
-    for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && { log "$2 still running, SIGKILL"; kill -9 "$pid"; }
-  fi
-  rm -f "$1"
-}
-
-stop_edge_engine() { stop_pidfile "$EDGE_ROOT/docker.pid" "edge dockerd"; }
+# stop_pidfile (lib/common.sh): SIGTERM, SIGKILL after 30 s; a zombie (PID 1 here does not
+# reap orphans) counts as stopped.
+stop_edge_engine() { stop_pidfile "$EDGE_ROOT/docker.pid" "edge dockerd" 30; }
 
 stop_all() {
   ssh -O exit "$SSH_HOST_ALIAS" >/dev/null 2>&1 || true
-  stop_pidfile "$SSHD_PID" "edge sshd"
+  stop_pidfile "$SSHD_PID" "edge sshd" 30
   stop_edge_engine
-  stop_pidfile /var/run/docker.pid "default dockerd"
+  stop_pidfile /var/run/docker.pid "default dockerd" 30
 }
 
 status() {

@@ -30,9 +30,10 @@
 set -euo pipefail
 
 SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
-CACHE="${TIZI_CACHE:-$HOME/.cache/tizi}"
+LOG_TAG=toolchain
+# shellcheck source=lib/common.sh
+. "$(dirname "$SELF")/lib/common.sh"   # ROOT, CACHE, log, die, go_cache_env, go_mod_field
 TC="$CACHE/toolchain"
-ROOT="$(cd "$(dirname "$SELF")/.." && pwd)"
 
 # --- Pins --------------------------------------------------------------------
 # pyproject pins the Python SDK pulumi==3.272.0, but the Go proxy serves
@@ -65,15 +66,11 @@ STEPS=(
   "helm:$HELM_VERSION:required:helm"
 )
 
-log() { printf '[toolchain] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 # Go settings shared by every build: module and build caches under the tizi
 # cache (so they survive a fresh clone), and -mod=mod because the throwaway
 # build modules have no complete go.sum.
 go_env() {
-  export GOMODCACHE="$CACHE/go/mod"
-  export GOCACHE="$CACHE/go/build"
+  go_cache_env
   # -buildvcs=false: the workdirs are no git checkouts (the machine's default).
   export GOFLAGS="-mod=mod -buildvcs=false"
   mkdir -p "$GOMODCACHE" "$GOCACHE"
@@ -131,8 +128,7 @@ EOF
 
 build_pulumi-resource-kubernetes() {
   local dir
-  dir=$(go mod download -json "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PSEUDO" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  dir=$(go_mod_field "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PSEUDO" Dir)
   rm -rf provider && cp -r "$dir" provider && chmod -R u+w provider
   # schema-embed.json / terraform-mapping-embed.json are generated (by
   # cmd/pulumi-resource-kubernetes/generate.go) and absent from the module zip.
@@ -154,8 +150,7 @@ build_helm() {
   # are those of helm's Makefile: without the k8sVersion ones, `helm lint`
   # checks API deprecations against its built-in default, Kubernetes 1.20.
   local dir cg major minor
-  dir=$(go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  dir=$(go_mod_field "helm.sh/helm/v3@v$HELM_VERSION" Dir)
   cg=$(awk '$1 == "k8s.io/client-go" {print $2}' "$dir/go.mod") # v0.37.0 -> 1.37
   major=$(($(cut -d. -f1 <<<"${cg#v}") + 1))
   minor=$(cut -d. -f2 <<<"$cg")
