@@ -31,10 +31,14 @@ cluster: image toolchain
 	scripts/cluster.sh import-image tizi/inference-service:0.1.0
 
 ## The main command: deploy the default local stack (edge target on this machine's Docker).
-up: venv toolchain image
+## Only the toolchain parts the stack's targets need are built (`tizi needs`): the
+## edge-only local stack never waits for the Kubernetes provider and helm.
+up: venv image
+	scripts/toolchain.sh ensure $$(.venv/bin/tizi needs --stack $(STACK))
 	$(TOOLS) .venv/bin/tizi up --stack $(STACK)
 
-down: venv toolchain
+down: venv
+	scripts/toolchain.sh ensure $$(.venv/bin/tizi needs --stack $(STACK))
 	$(TOOLS) .venv/bin/tizi destroy --stack $(STACK)
 
 lint: venv

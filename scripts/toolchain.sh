@@ -15,7 +15,8 @@
 #   ${TIZI_CACHE}/pulumi-home                                         PULUMI_HOME
 #
 # Usage:
-#   scripts/toolchain.sh ensure      build whatever is missing (idempotent)
+#   scripts/toolchain.sh ensure [PART...]   build whatever is missing (idempotent); PARTs:
+#                                    pulumi kubernetes helm docker (default: all)
 #   eval "$(scripts/toolchain.sh env)"   put the tools first on PATH, offline Pulumi settings
 #   scripts/toolchain.sh versions    print each tool, its version and path
 #
@@ -269,8 +270,26 @@ path_dirs() { # bin folders of every completed step, in STEPS order
   return 0
 }
 
+# The parts `ensure` can build, as `tizi needs` names them, and the step each one is.
+part_of() {
+  case "$1" in
+    pulumi) echo pulumi ;;
+    pulumi-resource-kubernetes) echo kubernetes ;;
+    helm) echo helm ;;
+    *) echo "$1" ;;
+  esac
+}
+
 cmd_ensure() {
-  local s name failed=() real
+  local s name failed=() real part
+  # With arguments (pulumi kubernetes helm docker), only those parts: `make up` builds what
+  # the stack's targets need (`tizi needs`); without, everything (`make test`).
+  local -A wanted=()
+  for part in "$@"; do
+    case "$part" in pulumi | kubernetes | helm | docker) wanted[$part]=1 ;;
+      *) die "unknown part '$part' (pulumi | kubernetes | helm | docker)" ;; esac
+  done
+  want() { ((${#wanted[@]} == 0)) || [[ -n "${wanted[$1]:-}" ]]; }
   command -v go >/dev/null || die "go is not installed (needs Go >= 1.26)"
   # One ensure at a time per cache: a second one waits, then finds it all cached.
   mkdir -p "$TC"
@@ -282,6 +301,7 @@ cmd_ensure() {
   real=$(real_pulumi || true)
   for s in "${STEPS[@]}"; do
     name=${s%%:*}
+    want "$(part_of "$name")" || continue
     if [[ -n "$real" && "$name" == pulumi ]]; then
       log "$name: using the installed $real"
       continue
@@ -291,7 +311,9 @@ cmd_ensure() {
   # tizi's own docker provider (our code, not a mirror of upstream): built from
   # this repository, cached by a hash of its sources.
   local standin
-  if standin=$("$ROOT/scripts/build-docker-standin.sh" | tail -n 1); then
+  if ! want docker; then
+    :
+  elif standin=$("$ROOT/scripts/build-docker-standin.sh" | tail -n 1); then
     export DOCKER_STANDIN_BIN="$standin"
   else
     failed+=("docker-standin")
@@ -350,7 +372,7 @@ cmd_versions() {
 
 main() {
   case "${1:-ensure}" in
-    ensure) cmd_ensure ;;
+    ensure) (($#)) && shift; cmd_ensure "$@" ;;
     env) cmd_env ;;
     versions) cmd_versions ;;
     _build) shift; cmd_build_one "$@" ;;
