@@ -31,6 +31,7 @@ EXAMPLE_SALTS = {
     "health-prod": "v1:2JEqPWYPPGw=:v1:eqL/6mmCumdG+WZ9:dnBnTE8ORbKB4TT4FKeGw9PrT1u6Ow==",
     "tourism-dev": "v1:Mrfn4HICBvo=:v1:SbKMJUhviCUkasZk:ppBwBCFwzMaOaledmmBlRRq1Mae97A==",
     "interior-prod": "v1:uO6wiWhSA7k=:v1:CzqfiYyWwK/QD4/D:s1IsNaJoWfgEfNsQQ03qdMomJTravA==",
+    "llm-local": "v1:JUIfSB3egJU=:v1:d/3OCgK0Fr/VQJzO:xkUIahvZ/iHF1M1AsDFTjorspFmq/w==",
 }
 _SALT_LINE = re.compile(r"^encryptionsalt:\s*(\S+)\s*$", re.M)
 

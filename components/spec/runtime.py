@@ -29,6 +29,8 @@ REFERENCE_IMAGE = "tizi/inference-service:0.1.0"
 LLM_IMAGE = "tizi/llm-server:0.1.0"
 #: Where every target mounts the model files (the edge model volume, the pod's model volume).
 MODEL_DIR = "/var/cache/tizi/models"
+#: Where a model image (``oci:`` model source) carries its weights.
+MODEL_IMAGE_DIR = "/model"
 _GGUF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}\.gguf")
 _SHA256 = re.compile(r"[a-f0-9]{64}")
 

@@ -28,7 +28,9 @@ from components.targets.kinds import KINDS, StackContext, kinds_with
 LANGUAGES = ("ar", "ary", "zgh", "fr", "en", "es")
 ENVIRONMENTS = ("dev", "test", "staging", "prod")
 GPU_TYPES = ("nvidia-t4", "nvidia-l4", "nvidia-a10", "nvidia-a100", "nvidia-h100")
-MODEL_SOURCE_SCHEMES = ("image", "pypi", "file", "pvc")
+#: image: a path in the server image; oci: an image of its own carrying the weights under
+#: /model (copied into the model volume by every target); pypi, file, pvc: mounted by hand
+MODEL_SOURCE_SCHEMES = ("image", "oci", "pypi", "file", "pvc")
 
 _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
@@ -96,6 +98,11 @@ class Model:
     source: str
     size: str
     languages: tuple[str, ...]
+
+    @property
+    def image(self) -> str:
+        """The image carrying the weights (``oci:`` sources), or empty."""
+        return self.source.removeprefix("oci:") if self.source.startswith("oci:") else ""
 
 
 @dataclass(frozen=True)
@@ -444,7 +451,10 @@ def _model(r: SettingsReader, raw: Mapping[str, Any]) -> Model:
     )
     source = raw.get("source")
     scheme = source.split(":", 1)[0] if isinstance(source, str) and ":" in source else None
-    if scheme not in MODEL_SOURCE_SCHEMES:
+    if scheme == "oci" and isinstance(source, str) and not _IMAGE.fullmatch(source.removeprefix("oci:")):
+        r.fail("model.source", source, "oci: must name an image repository[:tag][@sha256:<64 hex>]")
+        source = ""
+    elif scheme not in MODEL_SOURCE_SCHEMES:
         r.fail(
             "model.source",
             source,

@@ -45,6 +45,7 @@ def chart_values(spec: ServiceSpec, target: Target, api_key_secret: str | None =
             "name": spec.model.name,
             "source": spec.model.source,
             "languages": list(spec.model.languages),
+            "image": spec.model.image,
         },
         "env": spec.container_env,
         "apiKeys": {"existingSecret": api_key_secret or spec.api_key_secret},

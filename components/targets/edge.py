@@ -28,6 +28,7 @@ import pulumi_docker as docker
 
 from components.placement import TargetPlacement
 from components.spec.labels import REGION_LABEL, TARGET_LABEL
+from components.spec.runtime import MODEL_IMAGE_DIR
 from components.spec.secrets import key_file_name, split_keys
 from components.spec.service import Quantity, ServiceSpec
 from components.targets.edge_plan import EdgeContainerPlan, plan_edge_container
@@ -65,6 +66,7 @@ def container_plan(spec: ServiceSpec, placement: TargetPlacement, key_count: int
         },
         expose=target.bind_address == "0.0.0.0",
         startup_seconds=spec.health.startup_seconds,
+        model_image=spec.model.image,
         # the site is this container's region; the stack-wide label transform keeps it
         labels={REGION_LABEL: target.region, TARGET_LABEL: target.name},
     )
@@ -116,7 +118,7 @@ class EdgeService(pulumi.ComponentResource):
             name=keys.apply(lambda raw: f"{plan.secrets_volume}-{_key_set_digest(raw)}"),
             opts=create_first,
         )
-        model_volume = docker.Volume(f"{name}-models", name=plan.model_volume, opts=create_first)
+        model_volume, model_loader = self._model_volume(name, plan, args.spec, create_first)
 
         writer = docker.Container(
             f"{name}-key-writer",
@@ -133,7 +135,12 @@ class EdgeService(pulumi.ComponentResource):
         container_args["image"] = image_id
         container_args["volumes"] = [
             {"volume_name": keys_volume.name, "container_path": plan.secrets_dir, "read_only": True},
-            {"volume_name": model_volume.name, "container_path": plan.model_cache_dir},
+            {
+                "volume_name": model_volume.name,
+                "container_path": plan.model_cache_dir,
+                # weights from a model image are verified, never written by the server
+                "read_only": bool(plan.model_image),
+            },
         ]
         # Any change (image, keys, settings) gives the container a new name, so the
         # replacement is created first; it shares the port (host networking, SO_REUSEPORT),
@@ -147,11 +154,43 @@ class EdgeService(pulumi.ComponentResource):
             # the model's load budget, and a minute for the first healthchecks
             wait_timeout=args.spec.health.startup_seconds + 60,
             **container_args,
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False, depends_on=[writer]),
+            opts=pulumi.ResourceOptions(
+                parent=self, delete_before_replace=False, depends_on=[writer, *model_loader]
+            ),
         )
         self.container_name = container.name
         self.endpoint = pulumi.Output.from_input(f"http://{site_address(args.placement)}:{plan.host_port}")
         self.register_outputs({"container_name": self.container_name, "endpoint": self.endpoint})
+
+    def _model_volume(
+        self, name: str, plan: EdgeContainerPlan, spec: ServiceSpec, create_first: pulumi.ResourceOptions
+    ) -> tuple[docker.Volume, list[docker.Container]]:
+        """The model volume, filled from the model image when the model is an artifact of its own.
+
+        The volume's name carries a digest of the model image and its sha256, so new weights
+        land in a fresh volume (Docker copies an image's files only into an empty one).
+        """
+        if not plan.model_image:
+            return docker.Volume(f"{name}-models", name=plan.model_volume, opts=create_first), []
+        digest = hashlib.sha256(f"{plan.model_image}|{spec.runtime.model_sha256}".encode()).hexdigest()[:12]
+        volume = docker.Volume(f"{name}-models", name=f"{plan.model_volume}-{digest}", opts=create_first)
+        image = docker.RemoteImage(
+            f"{name}-model-image",
+            name=plan.model_image,
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        loader = docker.Container(
+            f"{name}-model-loader",
+            **{
+                **plan.model_loader_pulumi_args(),
+                "image": image.image_id,
+                "name": volume.name.apply(lambda volume_name: f"{volume_name}-loader"),
+                "volumes": [{"volume_name": volume.name, "container_path": MODEL_IMAGE_DIR}],
+            },
+            opts=create_first,
+        )
+        return volume, [loader]
 
 
 def _key_uploads(plan: EdgeContainerPlan, raw_keys: str) -> list[dict[str, str]]:

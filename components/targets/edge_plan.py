@@ -44,13 +44,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.spec.labels import COMPONENT_LABEL
+from components.spec.runtime import MODEL_DIR, MODEL_IMAGE_DIR
 from components.spec.secrets import looks_like_secret
 
 SERVICE_UID = 10001
 SECRETS_DIR = "/run/secrets/tizi"
 #: Model files that outlive the container (an offline bundle can carry newer weights);
 #: the service prefers a model found here over the one baked into the image.
-MODEL_CACHE_DIR = "/var/cache/tizi/models"
+MODEL_CACHE_DIR = MODEL_DIR
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -84,6 +85,8 @@ class EdgeContainerPlan:
     secrets_dir: str
     model_volume: str
     model_cache_dir: str
+    #: the image carrying the weights (``oci:`` model sources); empty: the server image's own
+    model_image: str
     secret_files: Mapping[str, str]  # secret name -> file path in the container
     env: Mapping[str, str]
     healthcheck: Healthcheck
@@ -97,6 +100,43 @@ class EdgeContainerPlan:
     cap_drop: tuple[str, ...] = ("ALL",)
     security_opts: tuple[str, ...] = ("no-new-privileges",)
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def model_loader_name(self) -> str:
+        """The never-started container whose creation fills the model volume from the model image."""
+        return f"{self.model_volume}-loader"
+
+    def model_loader_run_args(self) -> list[str]:
+        """Arguments for `docker create` of the model loader, image (the model image) last.
+
+        Mounting an empty named volume where an image has files makes Docker copy them in
+        when the container is created: the weights arrive without any process running.
+        """
+        args = ["--name", self.model_loader_name, "--user", self.user, "--network", "none"]
+        args += ["--mount", f"type=volume,source={self.model_volume},target={MODEL_IMAGE_DIR}"]
+        for cap in self.cap_drop:
+            args += ["--cap-drop", cap]
+        for k, v in {**self.labels, COMPONENT_LABEL: "model-loader"}.items():
+            args += ["--label", f"{k}={v}"]
+        return [*args, "--entrypoint", "true", self.model_image]
+
+    def model_loader_pulumi_args(self) -> dict[str, Any]:
+        """The model loader as pulumi-docker 4.0.0 `Container` arguments (never started)."""
+        return {
+            "name": self.model_loader_name,
+            "image": self.model_image,
+            "user": self.user,
+            "network_mode": "none",
+            "entrypoints": ["true"],
+            "volumes": [{"volume_name": self.model_volume, "container_path": MODEL_IMAGE_DIR}],
+            "capabilities": {"drops": list(self.cap_drop)},
+            "security_opts": list(self.security_opts),
+            "labels": [
+                {"label": k, "value": v} for k, v in {**self.labels, COMPONENT_LABEL: "model-loader"}.items()
+            ],
+            "start": False,
+            "must_run": False,
+        }
 
     @property
     def key_writer_name(self) -> str:
@@ -146,7 +186,8 @@ class EdgeContainerPlan:
         for path, opts in self.tmpfs.items():
             args += ["--tmpfs", f"{path}:{opts}"]
         args += ["--mount", f"type=volume,source={self.secrets_volume},target={self.secrets_dir},readonly"]
-        args += ["--mount", f"type=volume,source={self.model_volume},target={self.model_cache_dir}"]
+        model_mount = f"type=volume,source={self.model_volume},target={self.model_cache_dir}"
+        args += ["--mount", f"{model_mount},readonly" if self.model_image else model_mount]
         for k, v in self.env.items():
             args += ["--env", f"{k}={v}"]
         hc = self.healthcheck
@@ -194,7 +235,8 @@ class EdgeContainerPlan:
             "tmpfs": dict(self.tmpfs),
             "volumes": [
                 {"volume_name": self.secrets_volume, "container_path": self.secrets_dir, "read_only": True},
-                {"volume_name": self.model_volume, "container_path": self.model_cache_dir},
+                {"volume_name": self.model_volume, "container_path": self.model_cache_dir,
+                 "read_only": bool(self.model_image)},
             ],
             "envs": [f"{k}={v}" for k, v in self.env.items()],
             "healthcheck": {
@@ -242,6 +284,7 @@ def plan_edge_container(
     drain_seconds: int = 20,
     labels: Mapping[str, str] | None = None,
     startup_seconds: int = 10,
+    model_image: str = "",
 ) -> EdgeContainerPlan:
     """Plan the edge container.
 
@@ -302,6 +345,7 @@ def plan_edge_container(
         secrets_dir=SECRETS_DIR,
         model_volume=f"{name}-models",
         model_cache_dir=MODEL_CACHE_DIR,
+        model_image=model_image,
         secret_files={s: f"{SECRETS_DIR}/{s}" for s in secret_names},
         env=service_env,
         # failures while the model loads do not count (the runtime's load budget)

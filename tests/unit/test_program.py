@@ -31,11 +31,14 @@ EDGE_TYPES = [
     "docker:index/container:Container",
     "docker:index/container:Container",
 ]
+# the LLM's weights come from a model image: its RemoteImage and the never-started loader
+LLM_EDGE_TYPES = [*EDGE_TYPES, "docker:index/remoteImage:RemoteImage", "docker:index/container:Container"]
 KOYEB_TYPES = ["koyeb:index/secret:Secret", "koyeb:index/app:App", "koyeb:index/service:Service"]
 
 # stack -> resource types registered under each target component, in order
 EXPECTED = {
     "local": {"edge-local": ("tizi:edge:EdgeService", EDGE_TYPES)},
+    "llm-local": {"edge-llm": ("tizi:edge:EdgeService", LLM_EDGE_TYPES)},
     "kind": {"cluster": ("tizi:kubernetes:InferenceService", K8S_TYPES)},
     "health-prod": {
         "benguerir": ("tizi:kubernetes:InferenceService", K8S_TYPES),
@@ -272,3 +275,22 @@ def test_the_label_transform_hands_back_no_options():
     result = transform(args)
     assert result is not None and result.opts is None
     assert result.props["labels"] == [{"label": "tizi.ma/ministry", "value": "health"}]
+
+
+def test_the_llm_stack_fills_a_read_only_model_volume_from_the_model_image():
+    evaluation = run_stack("llm-local")
+    model_image = evaluation.named("edge-llm-model-image")
+    assert model_image.inputs["name"] == "tizi/model-smollm2:0.1.0"
+    loader = evaluation.named("edge-llm-model-loader").inputs
+    assert loader["start"] is False and loader["mustRun"] is False and loader["networkMode"] == "none"
+    assert unwrap(loader["volumes"])[0]["containerPath"] == "/model"
+    service = evaluation.named("edge-llm-container")
+    inputs = service.inputs
+    mounts = {v["containerPath"]: v for v in unwrap(inputs["volumes"])}
+    assert mounts["/var/cache/tizi/models"]["readOnly"] is True
+    assert mounts["/var/cache/tizi/models"]["volumeName"] == unwrap(loader["volumes"])[0]["volumeName"]
+    env = dict(e.split("=", 1) for e in inputs["envs"])
+    assert env["TIZI_MODEL_FILE"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and len(env["TIZI_MODEL_SHA256"]) == 64
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["TIZI_THREADS"] == "1"
+    assert any("edge-llm-model-loader" in dep for dep in service.options["dependencies"])
+    assert evaluation.named("edge-llm-image").inputs["name"] == "tizi/llm-server:0.1.0"

@@ -325,6 +325,33 @@ Usage: include "inference-service.container" (dict "knative" false "context" $)
 {{/*
 Pod volumes, shared by the Deployment and the Knative Service.
 */}}
+{{- /*
+The model as an artifact: an init container from the model image copies /model into the
+model cache emptyDir (restricted like the server; it needs only cp). The server verifies
+the weights' sha256 before it starts, so one server image serves several models.
+*/}}
+{{- define "inference-service.modelLoader" -}}
+{{- $v := .Values -}}
+{{- if $v.model.image }}
+- name: model-loader
+  image: {{ $v.model.image | quote }}
+  imagePullPolicy: {{ $v.model.imagePullPolicy }}
+  command: ["cp", "-R", "/model/.", {{ $v.modelCache.mountPath | quote }}]
+  securityContext:
+    {{- toYaml $v.containerSecurityContext | nindent 4 }}
+  resources:
+    requests:
+      cpu: 100m
+      memory: 64Mi
+    limits:
+      cpu: 500m
+      memory: 128Mi
+  volumeMounts:
+    - name: model-cache
+      mountPath: {{ $v.modelCache.mountPath }}
+{{- end }}
+{{- end }}
+
 {{- define "inference-service.volumes" -}}
 - name: api-keys
   secret:
@@ -350,6 +377,9 @@ Chart-wide checks that need more than the JSON schema.
 {{- end -}}
 {{- if and .Values.knative.enabled .Values.ingress.enabled -}}
 {{- fail "ingress.enabled cannot be combined with knative.enabled: Knative routes traffic through its own networking layer (use a Knative DomainMapping for a custom host)" -}}
+{{- end -}}
+{{- if and .Values.knative.enabled .Values.model.image -}}
+{{- fail "model.image needs the Deployment mode: Knative refuses init containers unless its kubernetes.podspec-init-containers flag is enabled" -}}
 {{- end -}}
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- fail "ingress.enabled needs at least one entry in ingress.hosts" -}}
