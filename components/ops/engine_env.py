@@ -32,6 +32,7 @@ EXAMPLE_SALTS = {
     "tourism-dev": "v1:Mrfn4HICBvo=:v1:SbKMJUhviCUkasZk:ppBwBCFwzMaOaledmmBlRRq1Mae97A==",
     "interior-prod": "v1:uO6wiWhSA7k=:v1:CzqfiYyWwK/QD4/D:s1IsNaJoWfgEfNsQQ03qdMomJTravA==",
     "llm-local": "v1:JUIfSB3egJU=:v1:d/3OCgK0Fr/VQJzO:xkUIahvZ/iHF1M1AsDFTjorspFmq/w==",
+    "llm-kind": "v1:Al9F5W2kVVI=:v1:6peUZLC5IojJQesz:NlMDFNDTrf8wkhj8e7O/QZ06buqe3w==",
 }
 _SALT_LINE = re.compile(r"^encryptionsalt:\s*(\S+)\s*$", re.M)
 

@@ -241,10 +241,10 @@ class EdgeContainerPlan:
             "envs": [f"{k}={v}" for k, v in self.env.items()],
             "healthcheck": {
                 "tests": list(hc.test),
-                "interval": f"{hc.interval_s}s",
-                "timeout": f"{hc.timeout_s}s",
+                "interval": go_duration(hc.interval_s),
+                "timeout": go_duration(hc.timeout_s),
                 "retries": hc.retries,
-                "start_period": f"{hc.start_period_s}s",
+                "start_period": go_duration(hc.start_period_s),
             },
             "restart": self.restart,
             "log_driver": self.log_driver,
@@ -262,6 +262,16 @@ class EdgeContainerPlan:
             "network_mode": self.network_mode,
             "must_run": True,
         }  # fmt: skip
+
+
+def go_duration(seconds: int) -> str:
+    """Seconds as Go's time.Duration prints them ("66s" is "1m6s"): the provider reads the
+    healthcheck back in that form, so any other spelling shows a diff on every up."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def _health_command(port: int, path: str) -> str:

@@ -39,6 +39,7 @@ KOYEB_TYPES = ["koyeb:index/secret:Secret", "koyeb:index/app:App", "koyeb:index/
 EXPECTED = {
     "local": {"edge-local": ("tizi:edge:EdgeService", EDGE_TYPES)},
     "llm-local": {"edge-llm": ("tizi:edge:EdgeService", LLM_EDGE_TYPES)},
+    "llm-kind": {"cluster": ("tizi:kubernetes:InferenceService", K8S_TYPES)},
     "kind": {"cluster": ("tizi:kubernetes:InferenceService", K8S_TYPES)},
     "health-prod": {
         "benguerir": ("tizi:kubernetes:InferenceService", K8S_TYPES),
@@ -294,3 +295,12 @@ def test_the_llm_stack_fills_a_read_only_model_volume_from_the_model_image():
     assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["TIZI_THREADS"] == "1"
     assert any("edge-llm-model-loader" in dep for dep in service.options["dependencies"])
     assert evaluation.named("edge-llm-image").inputs["name"] == "tizi/llm-server:0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(5, "5s"), (60, "1m0s"), (66, "1m6s"), (3600, "1h0m0s"), (3725, "1h2m5s")]
+)
+def test_healthcheck_durations_are_spelled_as_the_provider_reads_them_back(seconds, shown):
+    from components.targets.edge_plan import go_duration
+
+    assert go_duration(seconds) == shown
