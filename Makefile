@@ -8,7 +8,7 @@ export TIZI_CACHE ?= $(HOME)/.cache/tizi
 # Every recipe line gets the offline toolchain on PATH (pulumi, providers, helm).
 TOOLS := eval "$$(scripts/toolchain.sh env)";
 
-.PHONY: venv toolchain engines image cluster up down test test-unit lint
+.PHONY: venv toolchain engines image llm cluster up down test test-unit lint
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -26,14 +26,21 @@ engines:
 image: engines
 	scripts/build-image.sh
 
-cluster: image toolchain
+## The LLM payload: the llama.cpp server image and the SmolLM2 model image (weights apart).
+llm: engines
+	scripts/build-llm-image.sh
+	scripts/build-model-image.sh
+
+cluster: image llm toolchain
 	scripts/cluster.sh start
 	scripts/cluster.sh import-image tizi/inference-service:0.1.0
+	scripts/cluster.sh import-image tizi/llm-server:0.1.0
+	scripts/cluster.sh import-image tizi/model-smollm2:0.1.0
 
 ## The main command: deploy the default local stack (edge target on this machine's Docker).
 ## Only the toolchain parts the stack's targets need are built (`tizi needs`): the
 ## edge-only local stack never waits for the Kubernetes provider and helm.
-up: venv image
+up: venv image $(if $(filter llm-%,$(STACK)),llm)
 	scripts/toolchain.sh ensure $$(.venv/bin/tizi needs --stack $(STACK))
 	$(TOOLS) .venv/bin/tizi up --stack $(STACK)
 
@@ -49,5 +56,5 @@ test-unit: venv
 	.venv/bin/pytest -m unit -q
 
 ## The test command: every tier (unit, edge, engine, cluster) plus lint.
-test: venv toolchain image cluster lint
+test: venv toolchain image llm cluster lint
 	$(TOOLS) eval "$$(scripts/cluster.sh env)"; .venv/bin/pytest -q

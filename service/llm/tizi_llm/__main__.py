@@ -1,0 +1,3 @@
+from tizi_llm.launcher import main
+
+raise SystemExit(main())
