@@ -79,5 +79,7 @@ def test_the_weights_came_through_the_init_container_and_the_pod_is_restricted(l
     assert pod.status.init_container_statuses[0].state.terminated.exit_code == 0
     server = pod.spec.containers[0]
     assert server.security_context.run_as_non_root and server.security_context.read_only_root_filesystem
-    env = {e.name: e.value for e in server.env or [] if e.value is not None}
-    assert len(env.get("TIZI_MODEL_SHA256", "")) == 64
+    # the spec's env travels in the chart's ConfigMap (envFrom): the digest the server checks
+    [config_map] = [source.config_map_ref.name for source in server.env_from or [] if source.config_map_ref]
+    data = core.CoreV1Api().read_namespaced_config_map(config_map, NAMESPACE).data
+    assert len(data["TIZI_MODEL_SHA256"]) == 64 and data["TIZI_MODEL_FILE"].endswith(".gguf")
