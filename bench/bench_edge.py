@@ -14,7 +14,7 @@ same local/debian:bookworm base), on the default engine:
 
 The machine is shared and noisy, so absolute figures move; the ratios to the baseline,
 measured minutes apart on the same engine, are the figures to compare across runs. The
-service runs exactly as the edge plan configures it (components/edge_plan.py).
+service runs exactly as the edge plan configures it (components/targets/edge_plan.py).
 """
 
 from __future__ import annotations
