@@ -8,7 +8,7 @@ export TIZI_CACHE ?= $(HOME)/.cache/tizi
 # Every recipe line gets the offline toolchain on PATH (pulumi, providers, helm).
 TOOLS := eval "$$(scripts/toolchain.sh env)";
 
-.PHONY: venv toolchain engines image llm cluster up down test test-unit lint
+.PHONY: venv hostpkgs toolchain engines image llm cluster up down test test-unit lint
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -16,6 +16,9 @@ venv: .venv/.installed
 	.venv/bin/pip install -q --upgrade pip
 	.venv/bin/pip install -q -e '.[test]'
 	touch $@
+
+hostpkgs:
+	scripts/host-packages.sh
 
 toolchain:
 	scripts/toolchain.sh ensure
@@ -56,5 +59,5 @@ test-unit: venv
 	.venv/bin/pytest -m unit -q
 
 ## The test command: every tier (unit, edge, engine, cluster) plus lint.
-test: venv toolchain image llm cluster lint
+test: venv hostpkgs toolchain image llm cluster lint
 	$(TOOLS) eval "$$(scripts/cluster.sh env)"; .venv/bin/pytest -q

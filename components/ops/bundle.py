@@ -1,49 +1,91 @@
-"""Offline bundles: one file a technician carries to a site with no connectivity.
+"""Offline bundles: one signed file a technician carries to a site with no connectivity.
 
-A bundle is an uncompressed tar (the image layers are already compressed or incompressible):
+A bundle (format tizi-bundle/2) is an uncompressed tar whose members are, in this order:
 
-    manifest.json          first member, so it is read before anything else
-    image.tar              `docker save` of the service image
-    model/<files>          the model files baked into the image, for audit and checks
+    manifest.json           first, so it is read before anything else
+    manifest.json.minisig   the minisign signature of manifest.json, right after it
+    image.tar.zst           `docker save` of the bundle's images (one or more), zstd-compressed
+    model/<files>           model files (weights, model.json), stored as they are
 
-manifest.json holds the format version, the image reference and id, the path, kind, sha256
-and size of every part, and the service spec dict the bundle was made for. No registry is
-involved anywhere.
+manifest.json holds the format, when the bundle was made, the images (ref and id of each),
+the service spec it was made for, and the path, kind, size and sha256 of every part; for
+image.tar.zst also the size and sha256 of image.tar once decompressed. No registry is
+involved anywhere, and nothing needs a network: not signing, not checking.
+
+What is signed, and why there. The signature covers manifest.json, byte for byte, and the
+manifest pins every part by sha256, so one signature covers the whole bundle: a changed part
+fails its digest, a changed manifest fails the signature. Everything else in the manifest
+is covered too and so is now trusted: the image refs and ids (load checks the engine's ids
+against them), the spec and `created`. The signature is a member, right after the manifest,
+rather than a detached `<bundle>.minisig`: a bundle stays one file on a USB stick (a
+signature cannot be left behind or paired with the wrong bundle), and the reader meets it
+before a single part, so a bundle from another key or with a tampered manifest is refused
+after reading a few KiB, and the JSON parser only ever sees signed bytes. The signature is
+minisign's own format (Ed25519 over the BLAKE2b-512 of the manifest, plus a signed trusted
+comment), so an operator can check it with Debian's stock tools, no tizi needed:
+
+    tar -xf site.tar manifest.json manifest.json.minisig
+    minisign -V -p tizi-bundle.pub -m manifest.json       # reads manifest.json.minisig
+    tar -xf site.tar                                      # then the parts against the manifest:
+    jq -r '.parts[] | "\\(.sha256)  \\(.path)"' manifest.json | sha256sum -c
+    zstd -dc image.tar.zst | sha256sum                    # = the image part's tar_sha256
+
+A signature proves who made the bundle, not that it is the newest: an older bundle signed
+by the same key still verifies. `created` and the image refs are signed, and `verify` and
+`load` print them, so an operator can see what they are about to load.
+
+Keys are minisign key pairs: `tizi bundle keygen` writes them (the secret key file mode
+0600, never printed), `minisign -G` keys work too. A secret key may be encrypted with a
+passphrase in minisign's own scheme (scrypt, then XOR), read from $TIZI_BUNDLE_PASSPHRASE or
+asked on the terminal, never taken from the command line (argv is visible to every user
+through /proc).
+
+Compression: image layers compress (the reference image.tar to 30 % with zstd level 3, in
+under a second), so the image part is zstd-compressed: zstd decompresses at hundreds of
+MB/s, and level 3 is the default because level 19 is only 11 to 25 % smaller for over 100
+times the time (README, "Edge workflow", has the measurements). Quantized GGUF weights
+barely compress (94 % at level 3), so model files are stored as they are: an operator can
+check them with sha256sum straight out of the tar. The whole image.tar is one zstd frame
+with its size and checksum, so stock `zstd -t` and `zstd -d` handle it.
 
 Reading is strict, because a bundle arrives from outside (a USB stick, a file share) and the
 reader runs as whoever may talk to the engine. The tar is parsed here, one 512-byte header
 at a time, rather than by `tarfile`, whose job is to be lenient: it skips bad blocks, accepts
 links, devices and GNU extensions, ignores what follows the archive, and has many ways to
 fail. Accepted is exactly what `create_bundle` writes: manifest.json first (at most
-MAX_MANIFEST bytes, UTF-8 JSON of the expected shape), then exactly the parts it lists, in
+MAX_MANIFEST bytes), its signature (at most MAX_SIGNATURE bytes, valid for the public key
+given), the manifest (UTF-8 JSON of the expected shape), then exactly the parts it lists, in
 its order, each a regular file whose size and sha256 match, then the end-of-archive blocks
 and at most one tar record of zero padding. Refused, each with one line naming what is
-wrong: anything else in a header (links, devices, FIFOs, directories, GNU and global pax
-headers, sparse files, `..` or absolute names, a bad checksum), duplicate members, members
-not in the manifest or missing from the tar, non-zero padding, and data after the end.
-Nothing is ever extracted to the file system by name.
+wrong: an unsigned bundle, a signature by another key or over another manifest, anything
+else in a header (links, devices, FIFOs, directories, GNU and global pax headers, sparse
+files, `..` or absolute names, a bad checksum), duplicate members, members not in the
+manifest or missing from the tar, non-zero padding, and data after the end. Nothing is ever
+extracted to the file system by name.
 
 Verify-then-load reads ONE stream. `load_bundle` opens the bundle once (after checking that
 it is a regular file, so a FIFO or a device cannot block or feed it forever) and reads it
-front to back exactly once: every part is hashed as it passes and the image part is at the
-same time copied into a spool, an unnamed temporary file (mode 0600) in a private directory
-(mode 0700) under $TMPDIR. Only when every size, digest and the end of the archive have
-checked out is the spooled copy handed, through the same descriptor, to `docker load` on
-stdin. The bundle path is never opened again, so a file changed or replaced after the check
-cannot be loaded: the engine gets byte for byte what was hashed. Piping into `docker load`
-while hashing would avoid the copy, but docker load has no "commit only if the digest
-matches" step: a corrupted image would already be in the engine when the mismatch shows.
-Disk cost: one extra copy of image.tar (its size, from the manifest, is checked against the
-free space of $TMPDIR before copying; set TMPDIR to a disk with room) for the duration of
+front to back exactly once: the signature is checked, every part is hashed as it passes and
+the image part is at the same time decompressed into a spool, an unnamed temporary file
+(mode 0600) in a private directory (mode 0700) under $TMPDIR, the decompressed bytes hashed
+too and capped at the signed tar_size (a decompression bomb stops there). The decompressor
+thus sees bytes whose digest is not yet confirmed; it is libzstd, fuzzed continuously
+upstream, its window capped at 128 MiB, and nothing it produces is used before both digests
+match. Only when every size, digest and the end of the archive have checked out is the
+spooled copy handed, through the same descriptor, to `docker load` on stdin. The bundle
+path is never opened again, so a file changed or replaced after the check cannot be
+loaded: the engine gets byte for byte what was hashed. Piping into `docker load` while
+hashing would avoid the copy, but docker load has no "commit only if the digest matches"
+step: a corrupted image would already be in the engine when the mismatch shows. Disk cost:
+one decompressed copy of image.tar (its size, from the signed manifest, is checked against
+the free space of $TMPDIR before copying; set TMPDIR to a disk with room) for the duration of
 the load. The copy goes when load returns, fails or is interrupted; being unnamed, it goes
 even on SIGKILL (only the empty private directory would stay).
-
-This is integrity, not authenticity: whoever can rewrite the file can rewrite the manifest.
-Signing the manifest is the next step when bundles travel through untrusted hands.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -57,34 +99,61 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, cast
 
-FORMAT = "tizi-bundle/1"
+import zstandard
+from minisign import (  # type: ignore[import-untyped]  # py-minisign ships no type information
+    Error as MinisignError,
+)
+from minisign import KeyPair, PublicKey, SecretKey, Signature
+
+FORMAT = "tizi-bundle/2"
+#: Formats this tizi no longer reads, and why: said instead of a bare "unknown format".
+OLD_FORMATS = {"tizi-bundle/1": "an unsigned bundle from an older tizi: create it again"}
 MANIFEST = "manifest.json"
-IMAGE_PART = "image.tar"
+SIGNATURE = MANIFEST + ".minisig"
+IMAGE_PART = "image.tar.zst"
 MODEL_PREFIX = "model/"
 MODEL_META = MODEL_PREFIX + "model.json"
+#: Where tizi's reference image keeps its model (label org.tizi.model).
 DEFAULT_MODEL_PATH = "/opt/tizi/model"
+#: Where a model image (scripts/build-model-image.sh, label org.tizi.model.file) keeps its weights.
+MODEL_IMAGE_PATH = "/model"
+MODEL_FILE_LABEL = "org.tizi.model.file"
+REFERENCE_MODEL_LABEL = "org.tizi.model"
 CHUNK = 1 << 20
 BLOCK = 512
 #: tar's default record (blocking factor 20): writers pad the archive to a multiple of it.
 RECORD = 20 * BLOCK
-#: A manifest is a few KiB; the cap bounds what is parsed before a single digest is checked.
+#: A manifest is a few KiB; the cap bounds what is read before the signature is checked.
 MAX_MANIFEST = 1 << 20
-#: One image and the files of one model directory; more is not a bundle tizi made.
+#: A minisign signature is four lines; its trusted comment is at most 8 KiB.
+MAX_SIGNATURE = 16 << 10
+#: A minisign key file is two lines of about 100 (public) or 220 (secret) characters.
+MAX_KEY_FILE = 4096
+#: One image part and the files of a model directory; more is not a bundle tizi made.
 MAX_PARTS = 256
+#: A site's server and model images, and a few more; a bundle is loaded by one docker load.
+MAX_IMAGES = 16
 #: 1 TiB: far above any image, low enough that sizes stay plain integers everywhere.
 MAX_PART_SIZE = 1 << 40
 #: pax records tarfile writes are a few hundred bytes (a long path, an mtime).
 MAX_PAX = 64 << 10
 MAX_MODEL_META = 1 << 20
+#: zstd level of the image part: measured on the reference image (README, "Edge workflow").
+ZSTD_LEVEL = 3
+#: Decompression memory cap (zstd's own default limit, said out loud): 128 MiB of window.
+ZSTD_MAX_WINDOW = 1 << 27
 #: Seconds for the short docker calls (inspect, create, cp, rm); save and load are not capped.
 DOCKER_TIMEOUT = 300
-MANIFEST_FIELDS = frozenset({"format", "created", "image", "spec", "parts"})
+#: The environment variable a secret key's passphrase is read from (never from argv).
+PASSPHRASE_ENV = "TIZI_BUNDLE_PASSPHRASE"
+MANIFEST_FIELDS = frozenset({"format", "created", "images", "spec", "parts"})
 PART_FIELDS = frozenset({"path", "kind", "size", "sha256"})
+IMAGE_PART_FIELDS = PART_FIELDS | {"tar_size", "tar_sha256"}
 
 _ZERO_BLOCK = bytes(BLOCK)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}")
@@ -393,33 +462,70 @@ def _field_error(field: str, why: str) -> BundleError:
     return BundleError(f"manifest.json: {field} {why}")
 
 
+def _check_size(where: str, size: Any) -> None:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_PART_SIZE:
+        raise _field_error(where, f"must be an integer from 0 to {MAX_PART_SIZE}, not {_show(size)}")
+
+
+def _check_digest(where: str, digest: Any) -> None:
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise _field_error(where, f"must be 64 lowercase hex digits, not {_show(digest)}")
+
+
 def _check_part(i: int, part: Any) -> None:
     where = f"parts[{i}]"
     if not isinstance(part, dict):
         raise _field_error(where, "must be an object")
-    for key in sorted(PART_FIELDS - set(part)):
-        raise _field_error(f"{where}.{key}", "is missing")
-    for key in sorted(set(part) - PART_FIELDS):
-        raise _field_error(f"{where}.{_show(key)}", "is not a field of a part")
-    path, kind, size, digest = part["path"], part["kind"], part["size"], part["sha256"]
+    path = part.get("path")
+    if "path" not in part:
+        raise _field_error(f"{where}.path", "is missing")
     if not isinstance(path, str):
         raise _field_error(f"{where}.path", "must be a string")
     if path == IMAGE_PART:
-        want = "image"
+        want, fields = "image", IMAGE_PART_FIELDS
     elif path.startswith(MODEL_PREFIX) and _SAFE_NAME.fullmatch(path[len(MODEL_PREFIX) :]):
-        want = "model"
+        want, fields = "model", PART_FIELDS
     else:
         raise _field_error(
-            f"{where}.path", f"{_show(path)} is neither image.tar nor model/<file> with a safe file name"
+            f"{where}.path", f"{_show(path)} is neither {IMAGE_PART} nor model/<file> with a safe file name"
         )
-    if kind != want:
-        raise _field_error(f"{where}.kind", f"must be {want!r} for {path}, not {_show(kind)}")
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_PART_SIZE:
+    for key in sorted(fields - set(part)):
+        raise _field_error(f"{where}.{key}", "is missing")
+    for key in sorted(set(part) - fields):
         raise _field_error(
-            f"{where}.size", f"must be an integer from 0 to {MAX_PART_SIZE}, not {_show(size)}"
+            f"{where}.{_show(key)}", f"is not a field of {'an image' if want == 'image' else 'a model'} part"
         )
-    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-        raise _field_error(f"{where}.sha256", f"must be 64 lowercase hex digits, not {_show(digest)}")
+    if part["kind"] != want:
+        raise _field_error(f"{where}.kind", f"must be {want!r} for {path}, not {_show(part['kind'])}")
+    _check_size(f"{where}.size", part["size"])
+    _check_digest(f"{where}.sha256", part["sha256"])
+    if want == "image":
+        _check_size(f"{where}.tar_size", part["tar_size"])
+        _check_digest(f"{where}.tar_sha256", part["tar_sha256"])
+
+
+def _check_images(images: Any) -> None:
+    """The images the image part holds: refs the engine will be asked about, ids it must report."""
+    if not isinstance(images, list):
+        raise _field_error("images", "must be a list")
+    if not 1 <= len(images) <= MAX_IMAGES:
+        raise _field_error("images", f"has {len(images)} entries; a bundle has 1 to {MAX_IMAGES}")
+    refs: set[str] = set()
+    for i, image in enumerate(images):
+        where = f"images[{i}]"
+        if not isinstance(image, dict):
+            raise _field_error(where, "must be an object with ref and id")
+        for key in sorted(set(image) ^ {"ref", "id"}):
+            raise _field_error(
+                f"{where}.{_show(key)}", "is missing" if key in ("ref", "id") else "is not a field"
+            )
+        if not isinstance(image["ref"], str) or not _IMAGE_REF.fullmatch(image["ref"]):
+            raise _field_error(f"{where}.ref", f"is not an image reference: {_show(image['ref'])}")
+        if not isinstance(image["id"], str) or not _IMAGE_ID.fullmatch(image["id"]):
+            raise _field_error(f"{where}.id", f"must be sha256: and 64 hex digits, not {_show(image['id'])}")
+        if image["ref"] in refs:
+            raise _field_error(f"{where}.ref", f"{image['ref']!r} is listed twice")
+        refs.add(image["ref"])
 
 
 def _parse_manifest(raw: bytes) -> dict[str, Any]:
@@ -427,25 +533,21 @@ def _parse_manifest(raw: bytes) -> dict[str, Any]:
     manifest = _loads(raw, "manifest.json")
     if not isinstance(manifest, dict):
         raise BundleError("manifest.json is not a JSON object: not a tizi bundle")
+    if "format" not in manifest:
+        raise _field_error("field 'format'", "is missing")
+    fmt = manifest["format"]
+    if fmt != FORMAT:
+        why = OLD_FORMATS.get(fmt) if isinstance(fmt, str) else None
+        raise _field_error("format", f"is {_show(fmt)}, " + (why or f"this tizi reads {FORMAT}"))
     for key in sorted(set(manifest) - MANIFEST_FIELDS):
         raise _field_error(f"field {_show(key)}", f"is not part of {FORMAT}")
-    for key in ("format", "image", "spec", "parts"):
+    for key in ("images", "spec", "parts"):
         if key not in manifest:
             raise _field_error(f"field {key!r}", "is missing")
-    if manifest["format"] != FORMAT:
-        raise _field_error("format", f"is {_show(manifest['format'])}, this tizi reads {FORMAT}")
     created = manifest.get("created", "")
     if not isinstance(created, str) or len(created) > 64 or not created.isprintable():
         raise _field_error("created", f"must be a short timestamp string, not {_show(created)}")
-    image = manifest["image"]
-    if not isinstance(image, dict):
-        raise _field_error("image", "must be an object with ref and id")
-    for key in sorted(set(image) ^ {"ref", "id"}):
-        raise _field_error(f"image.{_show(key)}", "is missing" if key in ("ref", "id") else "is not a field")
-    if not isinstance(image["ref"], str) or not _IMAGE_REF.fullmatch(image["ref"]):
-        raise _field_error("image.ref", f"is not an image reference: {_show(image['ref'])}")
-    if not isinstance(image["id"], str) or not _IMAGE_ID.fullmatch(image["id"]):
-        raise _field_error("image.id", f"must be sha256: and 64 hex digits, not {_show(image['id'])}")
+    _check_images(manifest["images"])
     if not isinstance(manifest["spec"], dict):
         raise _field_error("spec", "must be an object")
     parts = manifest["parts"]
@@ -460,7 +562,7 @@ def _parse_manifest(raw: bytes) -> dict[str, Any]:
             raise _field_error(f"parts[{i}].path", f"{part['path']!r} is listed twice")
         seen.add(part["path"])
     if IMAGE_PART not in seen:
-        raise _field_error("parts", "does not list image.tar")
+        raise _field_error("parts", f"does not list {IMAGE_PART}")
     return manifest
 
 
@@ -478,6 +580,139 @@ def _check_model_metadata(manifest: dict[str, Any], raw: bytes | None) -> None:
         raise BundleError(f"{MODEL_META} names the model file {_show(name)}, which is not in the bundle")
     if model["sha256"] != meta.get("sha256"):
         raise BundleError(f"{MODEL_META}: its sha256 does not match {model['path']}")
+
+
+# -- keys and signatures ---------------------------------------------------------------------
+
+
+def _key_id(raw_id: bytes) -> str:
+    """A key id as minisign prints it (its 8 bytes read as a little-endian number, in hex,
+    without leading zeros), so the id tizi shows is the one in the comment line of a
+    `minisign -G` public key file."""
+    return f"{int.from_bytes(raw_id, 'little'):X}"
+
+
+def _id_in(line: bytes) -> bytes:
+    """The key id inside a base64 key or signature line: after the 2-byte algorithm."""
+    return base64.b64decode(line)[2:10]
+
+
+def public_key_id(public_key: PublicKey) -> str:
+    return _key_id(_id_in(public_key.to_base64()))
+
+
+def read_public_key(path: Path) -> PublicKey:
+    """A minisign public key file (two lines, as `minisign -G` and `tizi bundle keygen` write)."""
+    raw = read_small_file(Path(path), "public key file", MAX_KEY_FILE)
+    try:
+        return PublicKey.from_bytes(raw)
+    except (MinisignError, ValueError):
+        raise BundleError(f"{path}: not a minisign public key file") from None
+
+
+def read_secret_key(path: Path, passphrase: Callable[[], str]) -> SecretKey:
+    """A minisign secret key, decrypted with `passphrase()` if it is encrypted (only then is
+    it called: an unencrypted key needs no prompt). Errors never quote the file's content.
+
+    A damaged file whose secret and public halves no longer match is refused here, by
+    signing and checking a probe, rather than after minutes of `docker save`.
+    """
+    raw = read_small_file(Path(path), "secret key file", MAX_KEY_FILE)
+    try:
+        key = SecretKey.from_bytes(raw)
+    except (MinisignError, ValueError):
+        raise BundleError(f"{path}: not a minisign secret key file") from None
+    try:
+        if key.is_encrypted():
+            key.decrypt(passphrase())
+        probe = b"tizi bundle key check"
+        key.get_public_key().verify(probe, key.sign(probe))
+    except BundleError:
+        key.wipe()
+        raise
+    except (MinisignError, ValueError):
+        key.wipe()
+        raise BundleError(f"{path}: wrong passphrase, or a damaged secret key file") from None
+    return key
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` with exactly `mode` (whatever the umask; a symlink is not followed)
+    and write `data`; an existing file is refused: a key is never overwritten."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except FileExistsError:
+        raise BundleError(f"{path} already exists: refusing to overwrite a key") from None
+    except OSError as exc:
+        raise BundleError(f"cannot write {path}: {_reason(exc)}") from None
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(fd)
+    except OSError as exc:
+        os.unlink(path)
+        raise BundleError(f"cannot write {path}: {_reason(exc)}") from None
+    finally:
+        os.close(fd)
+
+
+def generate_key_pair(secret_path: Path, public_path: Path, passphrase: str | None) -> str:
+    """Write a new minisign key pair: the secret key mode 0600 (encrypted with `passphrase`
+    unless it is None), the public key 0644. Returns the key id. Neither file may exist."""
+    secret_path, public_path = Path(secret_path), Path(public_path)
+    if os.path.abspath(secret_path) == os.path.abspath(public_path):
+        raise BundleError(f"{secret_path}: the secret and the public key need two different files")
+    for path in (secret_path, public_path):
+        if os.path.lexists(path):
+            raise BundleError(f"{path} already exists: refusing to overwrite a key")
+    pair = KeyPair.generate()
+    public = pair.public_key
+    key_id = public_key_id(public)
+    public.untrusted_comment = f"minisign public key {key_id}"
+    with pair.secret_key as secret:  # wiped on exit; the bytes object below cannot be
+        if passphrase is not None:
+            secret.encrypt(passphrase)
+        secret_bytes = bytes(secret) + b"\n"
+    _write_new(secret_path, secret_bytes, 0o600)
+    try:
+        _write_new(public_path, bytes(public) + b"\n", 0o644)
+    except BundleError:
+        os.unlink(secret_path)
+        raise
+    return key_id
+
+
+def sign_manifest(raw: bytes, secret_key: SecretKey, created: int) -> bytes:
+    """The minisign signature file of `raw` (prehashed Ed25519, as `minisign -S` writes it):
+    the trusted comment follows minisign's own (timestamp, file name, "hashed")."""
+    signature = secret_key.sign(
+        raw,
+        prehash=True,
+        untrusted_comment="signature from tizi bundle secret key",
+        trusted_comment=f"timestamp:{created}\tfile:{MANIFEST}\thashed",
+    )
+    return bytes(signature) + b"\n"
+
+
+def _check_signature(r: _Reader, raw: bytes, signature: bytes, public_key: PublicKey) -> None:
+    """The manifest's bytes against the signature member, before they are parsed."""
+    try:
+        parsed = Signature.from_bytes(signature)
+    except (MinisignError, ValueError):
+        r.fail(f"{SIGNATURE} is not a minisign signature")
+    try:
+        signed_by = _key_id(_id_in(signature.splitlines()[1]))
+    except (ValueError, IndexError):  # parsed above, so unreachable; a one-line error anyway
+        r.fail(f"{SIGNATURE} is not a minisign signature")
+    want = public_key_id(public_key)
+    if signed_by != want:
+        r.fail(f"signed by another key: key {signed_by}, the public key given is {want}")
+    try:
+        public_key.verify(raw, parsed)
+    except (MinisignError, ValueError):
+        r.fail(f"bad signature: {MANIFEST} was changed after signing, or the signature is another manifest's")
 
 
 # -- the one pass ----------------------------------------------------------------------------
@@ -514,28 +749,44 @@ class _Spool:
             raise BundleError(f"cannot write the spool copy of image.tar: {_reason(exc)}") from None
 
 
-def _scan(path: Path, spool: _Spool | None = None) -> dict[str, Any]:
-    """Read the bundle once, check everything, copy image.tar to `spool`; return the manifest."""
+def _read_signed_manifest(r: _Reader, public_key: PublicKey) -> tuple[bytes, dict[str, Any]]:
+    """manifest.json, then its signature, checked before the manifest is parsed at all."""
+    first = _next_member(r)
+    if first is None:
+        r.fail("an empty archive: not a tizi bundle")
+    _check_member(r, first)
+    if first.name != MANIFEST:
+        r.fail(f"the first member is {_show(first.name)}, not manifest.json: not a tizi bundle")
+    if first.size > MAX_MANIFEST:
+        r.fail(f"manifest.json is {first.size} bytes, over the {MAX_MANIFEST}-byte cap")
+    raw = r.exact(first.size, "manifest.json")
+    _padding(r, first.size, "manifest.json")
+    second = _next_member(r)
+    if second is None or second.name != SIGNATURE:
+        found = "the end of the archive" if second is None else _show(second.name)
+        r.fail(f"unsigned bundle: manifest.json is followed by {found}, not {SIGNATURE}")
+    _check_member(r, second)
+    if second.size > MAX_SIGNATURE:
+        r.fail(f"{SIGNATURE} is {second.size} bytes, over the {MAX_SIGNATURE}-byte cap")
+    signature = r.exact(second.size, SIGNATURE)
+    _padding(r, second.size, SIGNATURE)
+    _check_signature(r, raw, signature, public_key)
+    return raw, _parse_manifest(raw)
+
+
+def _scan(path: Path, public_key: PublicKey, spool: _Spool | None = None) -> dict[str, Any]:
+    """Read the bundle once, check everything, decompress image.tar into `spool`; return the
+    manifest."""
     with open_regular(Path(path)) as f:
         on_disk = os.fstat(f.fileno()).st_size
         r = _Reader(f, Path(path))
-        first = _next_member(r)
-        if first is None:
-            r.fail("an empty archive: not a tizi bundle")
-        _check_member(r, first)
-        if first.name != MANIFEST:
-            r.fail(f"the first member is {_show(first.name)}, not manifest.json: not a tizi bundle")
-        if first.size > MAX_MANIFEST:
-            r.fail(f"manifest.json is {first.size} bytes, over the {MAX_MANIFEST}-byte cap")
-        raw = r.exact(first.size, "manifest.json")
-        _padding(r, first.size, "manifest.json")
-        manifest = _parse_manifest(raw)
+        _, manifest = _read_signed_manifest(r, public_key)
         parts: list[dict[str, Any]] = manifest["parts"]
         listed = sum(p["size"] for p in parts)
         if listed > on_disk:
             r.fail(f"the manifest lists {listed} bytes of parts, the file holds {on_disk}: truncated")
         if spool is not None:
-            spool.reserve(next(p["size"] for p in parts if p["path"] == IMAGE_PART))
+            spool.reserve(next(p["tar_size"] for p in parts if p["path"] == IMAGE_PART))
         names = {p["path"] for p in parts}
         seen: list[str] = []
         meta: bytes | None = None
@@ -551,14 +802,15 @@ def _scan(path: Path, spool: _Spool | None = None) -> dict[str, Any]:
                 r.fail(f"{member.name}: size {member.size} differs from the manifest's {want['size']}")
             if member.name == MODEL_META and member.size > MAX_MODEL_META:
                 r.fail(f"{MODEL_META} is {member.size} bytes, over the {MAX_MODEL_META}-byte cap")
-            digest, kept = _hash_member(
-                r, member, spool if member.name == IMAGE_PART else None, member.name == MODEL_META
-            )
-            _padding(r, member.size, member.name)
-            if digest != want["sha256"]:
-                r.fail(f"{member.name}: sha256 mismatch: the bundle is corrupted")
-            if kept is not None:
-                meta = kept
+            if member.name == IMAGE_PART:
+                _read_image_part(r, member, want, spool)
+            else:
+                digest, kept = _hash_member(r, member, member.name == MODEL_META)
+                _padding(r, member.size, member.name)
+                if digest != want["sha256"]:
+                    r.fail(f"{member.name}: sha256 mismatch: the bundle is corrupted")
+                if kept is not None:
+                    meta = kept
             seen.append(member.name)
         _check_end(r, names, seen)
     _check_model_metadata(manifest, meta)
@@ -566,7 +818,7 @@ def _scan(path: Path, spool: _Spool | None = None) -> dict[str, Any]:
 
 
 def _check_expected(r: _Reader, member: _Member, want: str, names: set[str], seen: list[str]) -> None:
-    if member.name == MANIFEST or member.name in seen:
+    if member.name in (MANIFEST, SIGNATURE) or member.name in seen:
         r.fail(f"duplicate member {_show(member.name)}")
     if member.name not in names:
         r.fail(f"member {_show(member.name)} is not in the manifest")
@@ -574,19 +826,79 @@ def _check_expected(r: _Reader, member: _Member, want: str, names: set[str], see
         r.fail(f"member {member.name!r} is out of order: the manifest lists {want!r} next")
 
 
-def _hash_member(r: _Reader, member: _Member, spool: _Spool | None, keep: bool) -> tuple[str, bytes | None]:
+def _hash_member(r: _Reader, member: _Member, keep: bool) -> tuple[str, bytes | None]:
     h = hashlib.sha256()
     kept: list[bytes] = []
     remaining = member.size
     while remaining:
         block = r.exact(min(CHUNK, remaining), member.name)
         h.update(block)
-        if spool is not None:
-            spool.write(block)
         if keep:
             kept.append(block)
         remaining -= len(block)
     return h.hexdigest(), b"".join(kept) if keep else None
+
+
+class _MemberSource:
+    """One member's bytes as a file for the zstd reader: hashed as they are read, never past
+    the member's end (so the decompressor cannot read into the next header)."""
+
+    def __init__(self, r: _Reader, member: _Member) -> None:
+        self.r, self.name, self.remaining = r, member.name, member.size
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        n = self.remaining if size < 0 else min(size, self.remaining)
+        block = self.r.exact(n, self.name) if n else b""
+        self.sha256.update(block)
+        self.remaining -= len(block)
+        return block
+
+    def drain(self) -> None:
+        while self.remaining:
+            self.read(CHUNK)
+
+
+def _read_image_part(r: _Reader, member: _Member, want: dict[str, Any], spool: _Spool | None) -> None:
+    """Hash image.tar.zst, decompress it (into the spool when loading), hash what comes out.
+
+    The decompressed output is capped at the signed tar_size: past it the decompressor is
+    not asked for more. Whatever goes wrong while decompressing, the rest of the member is
+    still hashed first, so a tampered part is reported as such ("sha256 mismatch"), and a
+    zstd error is reported only for bytes that are the signed ones.
+    """
+    source = _MemberSource(r, member)
+    tar_sha256 = hashlib.sha256()
+    out = 0
+    limit: int = want["tar_size"]
+    problem = ""
+    try:
+        reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
+            cast(BinaryIO, source),  # only read() is called, which it has
+            read_size=CHUNK,
+            read_across_frames=True,
+            closefd=False,
+        )
+        while block := reader.read(min(CHUNK, limit - out + 1)):
+            out += len(block)
+            if out > limit:
+                problem = f"decompresses to more than the manifest's tar_size of {limit} bytes"
+                break
+            tar_sha256.update(block)
+            if spool is not None:
+                spool.write(block)
+    except zstandard.ZstdError as exc:
+        problem = f"not valid zstd data ({' '.join(str(exc).split())})"
+    source.drain()
+    _padding(r, member.size, member.name)
+    if source.sha256.hexdigest() != want["sha256"]:
+        r.fail(f"{member.name}: sha256 mismatch: the bundle is corrupted")
+    if problem:
+        r.fail(f"{member.name}: {problem}")
+    if out != limit:
+        r.fail(f"{member.name}: decompresses to {out} bytes, the manifest's tar_size is {limit}")
+    if tar_sha256.hexdigest() != want["tar_sha256"]:
+        r.fail(f"{member.name}: the decompressed image.tar does not match tar_sha256")
 
 
 def _check_end(r: _Reader, names: set[str], seen: list[str]) -> None:
@@ -600,7 +912,7 @@ def _check_end(r: _Reader, names: set[str], seen: list[str]) -> None:
             extra = _parse_header(r, block, end)
         except BundleError:
             r.fail(f"data after the last part at byte {end}")
-        if extra.name in seen or extra.name == MANIFEST:
+        if extra.name in seen or extra.name in (MANIFEST, SIGNATURE):
             r.fail(f"duplicate member {_show(extra.name)}")
         r.fail(f"member {_show(extra.name)} after the last part is not in the manifest")
     second = r.read(BLOCK)
@@ -617,9 +929,14 @@ def _check_end(r: _Reader, names: set[str], seen: list[str]) -> None:
         r.fail(f"trailing bytes after the end of the archive at byte {end + 2 * BLOCK + allowed}")
 
 
-def verify_bundle(path: Path) -> dict[str, Any]:
-    """Check every part against the manifest; return the manifest or raise BundleError."""
-    return _scan(Path(path))
+def _public(public_key: PublicKey | Path) -> PublicKey:
+    return read_public_key(public_key) if isinstance(public_key, Path) else public_key
+
+
+def verify_bundle(path: Path, public_key: PublicKey | Path) -> dict[str, Any]:
+    """Check the signature of the manifest with `public_key` (a key or a .pub file), then
+    every part against it; return the manifest or raise BundleError."""
+    return _scan(Path(path), _public(public_key))
 
 
 # -- docker ----------------------------------------------------------------------------------
@@ -682,10 +999,12 @@ def _docker_load(spooled: BinaryIO, docker_host: str | None) -> None:
     _docker(["load", "--quiet"], docker_host, timeout=None, stdin=spooled)
 
 
-def load_bundle(path: Path, docker_host: str | None = None) -> str:
-    """Verify, then `docker load` the verified copy into the engine at docker_host; return
-    the image ref. One read of the file (see the module docstring): a bad bundle, or one
-    changed after the check, loads nothing."""
+def load_bundle(path: Path, public_key: PublicKey | Path, docker_host: str | None = None) -> list[str]:
+    """Verify (signature, then every part), then `docker load` the verified copy into the
+    engine at docker_host; return the image refs. One read of the file (see the module
+    docstring): an unsigned or wrongly signed bundle, a bad one, or one changed after the
+    check, loads nothing."""
+    key = _public(public_key)
     _docker_cli(_env(docker_host))
     try:
         private = tempfile.TemporaryDirectory(prefix="tizi-load-", ignore_cleanup_errors=True)
@@ -695,13 +1014,15 @@ def load_bundle(path: Path, docker_host: str | None = None) -> str:
     with private as directory:
         spool = _Spool(Path(directory))
         with spool.file:
-            manifest = _scan(Path(path), spool)
+            manifest = _scan(Path(path), key, spool)
             _docker_load(spool.file, docker_host)
-    ref: str = manifest["image"]["ref"]
-    loaded = image_id(ref, docker_host)
-    if loaded != manifest["image"]["id"]:
-        raise BundleError(f"loaded {ref} has id {_show(loaded)}, the manifest says {manifest['image']['id']}")
-    return ref
+    for image in manifest["images"]:
+        loaded = image_id(image["ref"], docker_host)
+        if loaded != image["id"]:
+            raise BundleError(
+                f"loaded {image['ref']} has id {_show(loaded)}, the manifest says {image['id']}"
+            )
+    return [image["ref"] for image in manifest["images"]]
 
 
 # -- create ----------------------------------------------------------------------------------
@@ -781,37 +1102,72 @@ def _copy_hashed(src: Path, dest: Path) -> None:
             out.write(block)
 
 
+def _inspect(image: str, docker_host: str | None) -> tuple[str, dict[str, str]]:
+    """The image's id and labels, in one call (the labels say where its model files are)."""
+    out = _docker(
+        ["image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", image], docker_host, text=True
+    )
+    found, _, rest = str(out.stdout).strip().partition(" ")
+    try:
+        labels = json.loads(rest) if rest else None
+    except ValueError:
+        labels = "?"
+    if not _IMAGE_ID.fullmatch(found) or not isinstance(labels, dict | None):
+        raise BundleError(f"docker image inspect {image} returned {_show(out.stdout)}, not an id and labels")
+    return found, {str(k): str(v) for k, v in (labels or {}).items()}
+
+
+def model_path_of(labels: Mapping[str, str]) -> str | None:
+    """Where an image keeps model files, from tizi's own labels: a model image
+    (scripts/build-model-image.sh) at /model, the reference image at /opt/tizi/model; None
+    for an image that carries none (the llama.cpp server says "none: mount a GGUF ...")."""
+    if labels.get(MODEL_FILE_LABEL):
+        return MODEL_IMAGE_PATH
+    described = labels.get(REFERENCE_MODEL_LABEL, "")
+    if described and not described.startswith("none"):
+        return DEFAULT_MODEL_PATH
+    return None
+
+
 def extract_model_files(
     image: str, dest: Path, docker_host: str | None = None, path: str = DEFAULT_MODEL_PATH
 ) -> list[Path]:
-    """Copy the model directory out of the image (docker create + docker cp, never started)."""
-    cid = _docker(["create", image], docker_host, text=True).stdout.strip()
+    """Copy the model directory out of the image (docker create + docker cp, never started).
+
+    The copy goes through a file in `dest`'s parent, not memory: weights run to gigabytes.
+    The command given to create is never run; it is there because an image without CMD
+    (a model image is only files) cannot be created without one.
+    """
+    cid = _docker(["create", image, "tizi-bundle-never-started"], docker_host, text=True).stdout.strip()
+    stream = dest.parent / f"{dest.name}.cp.tar"
     try:
-        stream = _docker(["cp", f"{cid}:{path}/.", "-"], docker_host).stdout
+        with open(stream, "xb") as f:
+            _docker(["cp", f"{cid}:{path}/.", "-"], docker_host, timeout=None, stdout=f)
     finally:
         _docker(["rm", "-f", cid], docker_host)
     dest.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
     try:
-        with tarfile.open(fileobj=io.BytesIO(stream), mode="r:") as tar:
+        with tarfile.open(stream, mode="r:") as tar:
             for m in tar.getmembers():
                 if not m.isfile():
                     continue
                 name = PurePosixPath(m.name).name
                 _safe_model_name(name, f"{image}:{path}")
-                if dest / name in files:
-                    raise BundleError(f"{image}:{path} has two model files named {name!r}")
+                if dest / name in files or (dest / name).exists():
+                    raise BundleError(f"two model files named {name!r} ({image}:{path} and another image)")
                 src = tar.extractfile(m)
                 if src is None:
                     raise BundleError(f"{image}:{path}/{name} cannot be read")
-                (dest / name).write_bytes(src.read())
+                with src, open(dest / name, "xb") as out:
+                    shutil.copyfileobj(src, out, CHUNK)
                 files.append(dest / name)
     except tarfile.TarError as exc:
         raise BundleError(f"docker cp of {image}:{path} returned an unreadable tar: {exc}") from None
+    finally:
+        stream.unlink()
     if not files:
         raise BundleError(f"no model files under {path} in {image}")
-    if len(files) >= MAX_PARTS:
-        raise BundleError(f"{image}:{path} has {len(files)} files; a bundle holds at most {MAX_PARTS - 1}")
     return sorted(files)
 
 
@@ -823,14 +1179,31 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_tar(partial: Path, manifest_raw: bytes, parts: list[tuple[str, Path, int]]) -> None:
-    """manifest.json, then the parts: regular files, fixed owner and mode, whole-second
-    mtimes (no pax header needed unless a name is long); fsynced before it is renamed."""
+def compress_image(src: Path, dest: Path, level: int = ZSTD_LEVEL) -> tuple[int, str]:
+    """zstd-compress `src` into `dest` (one frame, with its size and a checksum, so stock
+    `zstd -t` and `zstd -d` check and unpack it); returns the size and sha256 of `src`,
+    read once. Single-threaded: the result does not depend on the machine's cores."""
+    h = hashlib.sha256()
+    size = src.stat().st_size
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+    with open(src, "rb") as f, open(dest, "xb") as out:
+        with compressor.stream_writer(out, size=size, closefd=False) as writer:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                h.update(block)
+                writer.write(block)
+        out.flush()
+    return size, h.hexdigest()
+
+
+def _write_tar(partial: Path, head: list[tuple[str, bytes]], parts: list[tuple[str, Path, int]]) -> None:
+    """manifest.json and its signature, then the parts: regular files, fixed owner and
+    mode, whole-second mtimes (no pax header needed unless a name is long); fsynced before
+    it is renamed."""
     now = int(time.time())
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(open(partial, "xb"))
         tar = stack.enter_context(tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT))
-        entries: list[tuple[str, int, BinaryIO]] = [(MANIFEST, len(manifest_raw), io.BytesIO(manifest_raw))]
+        entries: list[tuple[str, int, BinaryIO]] = [(n, len(d), io.BytesIO(d)) for n, d in head]
         entries += [(name, size, stack.enter_context(open(path, "rb"))) for name, path, size in parts]
         for name, size, src in entries:
             info = tarfile.TarInfo(name)
@@ -841,23 +1214,68 @@ def _write_tar(partial: Path, manifest_raw: bytes, parts: list[tuple[str, Path, 
         os.fsync(raw.fileno())
 
 
+def _check_images_arg(images: Sequence[str]) -> list[str]:
+    refs = list(images)
+    if not 1 <= len(refs) <= MAX_IMAGES:
+        raise BundleError(f"{len(refs)} images given; a bundle holds 1 to {MAX_IMAGES}")
+    for i, ref in enumerate(refs):
+        if not _IMAGE_REF.fullmatch(ref):
+            raise BundleError(f"{_show(ref)} is not an image reference")
+        if ref in refs[:i]:
+            raise BundleError(f"the image {ref} is given twice")
+    return refs
+
+
+def _gather_models(
+    work: Path,
+    facts: list[tuple[str, str, dict[str, str]]],
+    sources: list[Path] | None,
+    model_files: bool,
+    docker_host: str | None,
+) -> list[Path]:
+    """The model files to bundle, copied into the private work directory: the bundle is
+    written from copies nobody else can change between hashing and archiving."""
+    dest = work / "model"
+    if sources is not None:
+        dest.mkdir()
+        for src in sources:
+            _copy_hashed(src, dest / src.name)
+        return [dest / src.name for src in sources]
+    files: list[Path] = []
+    if model_files:
+        for ref, _, labels in facts:
+            path = model_path_of(labels)
+            if path is not None:
+                files += extract_model_files(ref, dest, docker_host, path)
+    if len(files) >= MAX_PARTS:
+        raise BundleError(f"the images hold {len(files)} model files; a bundle holds at most {MAX_PARTS - 1}")
+    return sorted(files)
+
+
 def create_bundle(
-    image: str,
+    images: Sequence[str],
     out: Path,
+    secret_key: SecretKey,
     spec: Mapping[str, Any] | None = None,
     model_dir: Path | None = None,
     docker_host: str | None = None,
+    *,
+    model_files: bool = True,
+    level: int = ZSTD_LEVEL,
 ) -> dict[str, Any]:
-    """Write a bundle for `image` (read from the engine at docker_host) to `out`.
+    """Write a bundle of `images` (read from the engine at docker_host) to `out`, signed
+    with `secret_key` (already decrypted: a passphrase is asked before, not after minutes of
+    `docker save`).
 
-    The model files come from `model_dir`, or from the image's /opt/tizi/model when None.
-    Everything that can be checked before `docker save` (which takes minutes) is checked
-    first. The file appears at `out` only once complete and verified by the same reader as
-    `tizi bundle verify` (written beside it, then renamed), so no half-written or unreadable
-    bundle is ever left at `out`.
+    The model files come from `model_dir`, or out of the images that carry them (see
+    `model_path_of`), or none with model_files=False. Everything that can be checked before
+    `docker save` (which takes minutes) is checked first: refs, output, spec, key, level,
+    the model dir, and that the engine has every image. The file appears at `out` only once
+    complete and verified by the same reader as `tizi bundle verify`, with the public half
+    of the key (written beside it, then renamed), so no half-written, unreadable or
+    unverifiable bundle is ever left at `out`.
     """
-    if not _IMAGE_REF.fullmatch(image):
-        raise BundleError(f"{_show(image)} is not an image reference")
+    refs = _check_images_arg(images)
     out = Path(out)
     _check_output(out)
     spec = dict(spec or {})
@@ -865,6 +1283,11 @@ def create_bundle(
         json.dumps(spec, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise BundleError(f"the spec cannot be written as JSON: {exc}") from None
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 22:
+        raise BundleError(f"zstd level {_show(level)}: levels run from 1 to 22")
+    if secret_key.is_wiped() or secret_key.is_encrypted():
+        raise BundleError("the secret key is not usable: decrypt it with its passphrase first")
+    public_key = secret_key.get_public_key()
     _docker_cli(_env(docker_host))
     sources = _model_sources(Path(model_dir)) if model_dir is not None else None
     try:
@@ -876,29 +1299,34 @@ def create_bundle(
         raise BundleError(f"cannot write {out}: {_reason(exc)}") from None
     with private as tmp:
         work = Path(tmp)
-        image_tar = work / IMAGE_PART
+        image_tar = work / "image.tar"
+        facts = [(ref, *_inspect(ref, docker_host)) for ref in refs]  # every image there, first
         try:
             with open(image_tar, "xb") as f:
-                _docker(["save", image], docker_host, timeout=None, stdout=f)
-            if sources is None:
-                models = extract_model_files(image, work / "model", docker_host)
-            else:
-                (work / "model").mkdir()
-                models = []
-                for src in sources:
-                    _copy_hashed(src, work / "model" / src.name)
-                    models.append(work / "model" / src.name)
-            parts = [(IMAGE_PART, image_tar, "image")]
+                _docker(["save", *refs], docker_host, timeout=None, stdout=f)
+            for ref, before, _ in facts:
+                after = image_id(ref, docker_host)
+                if after != before:
+                    raise BundleError(f"{ref} changed while it was saved ({before} then {after}): try again")
+            models = _gather_models(work, facts, sources, model_files, docker_host)
+            packed = work / IMAGE_PART
+            tar_size, tar_sha256 = compress_image(image_tar, packed, level)
+            image_tar.unlink()  # the compressed copy is all that is needed from here on
+            parts = [(IMAGE_PART, packed, "image")]
             parts += [(MODEL_PREFIX + p.name, p, "model") for p in models]
+            entries: list[dict[str, Any]] = []
+            for name, p, kind in parts:
+                entry = {"path": name, "kind": kind, "size": p.stat().st_size, "sha256": _sha256_file(p)}
+                if kind == "image":
+                    entry.update(tar_size=tar_size, tar_sha256=tar_sha256)
+                entries.append(entry)
+            now = int(time.time())
             manifest = {
                 "format": FORMAT,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "image": {"ref": image, "id": image_id(image, docker_host)},
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                "images": [{"ref": ref, "id": found} for ref, found, _ in facts],
                 "spec": spec,
-                "parts": [
-                    {"path": name, "kind": kind, "size": p.stat().st_size, "sha256": _sha256_file(p)}
-                    for name, p, kind in parts
-                ],
+                "parts": entries,
             }
             try:
                 raw = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False).encode()
@@ -906,11 +1334,11 @@ def create_bundle(
                 raise BundleError(f"the spec cannot be written as JSON: {exc}") from None
             if len(raw) > MAX_MANIFEST:
                 raise BundleError(f"the manifest would be {len(raw)} bytes, over the {MAX_MANIFEST}-byte cap")
-            _parse_manifest(raw)  # the image id from the engine and the names are what verify accepts
+            _parse_manifest(raw)  # the ids from the engine and the names are what verify accepts
             partial = work / "bundle.partial"
             sizes = [(name, p, p.stat().st_size) for name, p, _ in parts]
-            _write_tar(partial, raw, sizes)
-            _scan(partial)
+            _write_tar(partial, [(MANIFEST, raw), (SIGNATURE, sign_manifest(raw, secret_key, now))], sizes)
+            _scan(partial, public_key)
             os.replace(partial, out)
         except OSError as exc:
             raise BundleError(f"cannot write {out}: {_reason(exc)}") from None

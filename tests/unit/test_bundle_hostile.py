@@ -4,7 +4,10 @@ Each case asserts exit code 1 (or BundleError from the core), one line on stderr
 what is wrong, no traceback, and that nothing was loaded or written. No Docker: a fake
 `docker` on PATH records its calls and what `docker load` received, so the
 time-of-check/time-of-use cases can assert that the engine got exactly the verified bytes.
-The real-Docker round trip is in tests/edge/test_edge_bundle.py.
+Every bundle here is signed by a test key (the manifest cases sign their odd manifests too,
+so the checks behind the signature are reached); the refusals about signatures themselves
+are in tests/unit/test_bundle_signing.py. The real-Docker round trip is in
+tests/edge/test_edge_bundle.py.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 from click.testing import CliRunner, Result
+from minisign import KeyPair  # type: ignore[import-untyped]
 
 from components.cli import main
 from components.ops import bundle as core
@@ -35,17 +40,38 @@ from components.ops.bundle import MAX_MANIFEST, MAX_PARTS, BundleError, load_bun
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_REF = "tizi/inference-service:0.1.0"
 IMAGE_ID = "sha256:" + "5e" * 32
-IMAGE_BYTES = bytes(range(256)) * 24 + b"the verified image\n"
+#: what `docker save` gives and `docker load` must get: incompressible, so the compressed
+#: part is about as long and byte offsets into it mean something
+IMAGE_BYTES = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(192)) + b"the verified image\n"
 MODEL_BIN = b"weights\n" * 300
+#: the test signing key; its public half is what verify and load are given
+KEYS = KeyPair.generate()
+PUBLIC = KEYS.public_key
+SIGNED_AT = 1_767_225_600
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def packed(data: bytes) -> bytes:
+    """image.tar as the bundle stores it: one zstd frame with its size and checksum."""
+    return zstandard.ZstdCompressor(level=3, write_checksum=True).compress(data)
+
+
+def unpacked(data: bytes) -> bytes:
+    """The decompressed image part; data that is not zstd stands for itself (its manifest
+    entry then says what it would decompress to, for cases that test exactly that)."""
+    try:
+        return zstandard.ZstdDecompressor().decompress(data)
+    except zstandard.ZstdError:
+        return data
+
+
+IMAGE_ZST = packed(IMAGE_BYTES)
 MODEL_JSON = json.dumps({"file": "model.bin", "sha256": sha(MODEL_BIN), "languages": ["ary"]}).encode()
 PARTS: list[tuple[str, bytes]] = [
-    ("image.tar", IMAGE_BYTES),
+    ("image.tar.zst", IMAGE_ZST),
     ("model/model.bin", MODEL_BIN),
     ("model/model.json", MODEL_JSON),
 ]
@@ -54,16 +80,24 @@ PARTS: list[tuple[str, bytes]] = [
 # -- building bundles without Docker ---------------------------------------------------------
 
 
+def part_entry(path: str, data: bytes) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "path": path, "kind": "image" if path == "image.tar.zst" else "model",
+        "size": len(data), "sha256": sha(data),
+    }  # fmt: skip
+    if path == "image.tar.zst":
+        tar = unpacked(data)
+        entry.update(tar_size=len(tar), tar_sha256=sha(tar))
+    return entry
+
+
 def manifest_for(contents: list[tuple[str, bytes]] = PARTS, **changes: Any) -> dict[str, Any]:
     manifest: dict[str, Any] = {
-        "format": "tizi-bundle/1",
+        "format": "tizi-bundle/2",
         "created": "2026-01-01T00:00:00Z",
-        "image": {"ref": IMAGE_REF, "id": IMAGE_ID},
+        "images": [{"ref": IMAGE_REF, "id": IMAGE_ID}],
         "spec": {"service": {"name": "inference", "port": 8080}},
-        "parts": [
-            {"path": p, "kind": "image" if p == "image.tar" else "model", "size": len(d), "sha256": sha(d)}
-            for p, d in contents
-        ],
+        "parts": [part_entry(p, d) for p, d in contents],
     }
     manifest.update(changes)
     return manifest
@@ -71,6 +105,11 @@ def manifest_for(contents: list[tuple[str, bytes]] = PARTS, **changes: Any) -> d
 
 def raw_manifest(manifest: dict[str, Any]) -> bytes:
     return json.dumps(manifest, indent=2, sort_keys=True).encode()
+
+
+def signature_for(raw: bytes, keys: Any = KEYS) -> bytes:
+    """What create writes as manifest.json.minisig, for any bytes (a signer may sign garbage)."""
+    return core.sign_manifest(raw, keys.secret_key, SIGNED_AT)
 
 
 Member = tuple[tarfile.TarInfo, bytes]
@@ -92,19 +131,26 @@ def tar_bytes(members: list[Member], fmt: int = tarfile.PAX_FORMAT, **tar_kw: An
     return buf.getvalue()
 
 
+def head(raw: bytes, keys: Any = KEYS) -> list[Member]:
+    """manifest.json and its signature: the two members every bundle starts with."""
+    return [member("manifest.json", raw), member("manifest.json.minisig", signature_for(raw, keys))]
+
+
 def valid_members(
-    manifest: dict[str, Any] | None = None, parts: list[tuple[str, bytes]] = PARTS
+    manifest: dict[str, Any] | None = None, parts: list[tuple[str, bytes]] = PARTS, keys: Any = KEYS
 ) -> list[Member]:
     raw = raw_manifest(manifest or manifest_for(parts))
-    return [member("manifest.json", raw), *(member(p, d) for p, d in parts)]
+    return [*head(raw, keys), *(member(p, d) for p, d in parts)]
 
 
-def bundle_bytes(manifest: dict[str, Any] | None = None, parts: list[tuple[str, bytes]] = PARTS) -> bytes:
-    return tar_bytes(valid_members(manifest, parts))
+def bundle_bytes(
+    manifest: dict[str, Any] | None = None, parts: list[tuple[str, bytes]] = PARTS, keys: Any = KEYS
+) -> bytes:
+    return tar_bytes(valid_members(manifest, parts, keys))
 
 
 def with_manifest_raw(raw: bytes) -> bytes:
-    return tar_bytes([member("manifest.json", raw), *(member(p, d) for p, d in PARTS)])
+    return tar_bytes([*head(raw), *(member(p, d) for p, d in PARTS)])
 
 
 def header_offsets(data: bytes) -> dict[str, int]:
@@ -161,16 +207,14 @@ def in_place_flip(data: bytes, offset: int) -> bytes:
 
 def image_data_offset(data: bytes) -> int:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        return tar.getmember("image.tar").offset_data
+        return tar.getmember("image.tar.zst").offset_data
 
 
 def pax_then(records: bytes, then: list[Member] | None = None) -> bytes:
-    """A raw pax header with exactly `records`, then `then` (default: image.tar)."""
+    """A raw pax header with exactly `records`, then `then` (default: image.tar.zst)."""
     pax = member("././@PaxHeader", records, tarfile.XHDTYPE)
-    rest = then if then is not None else [member("image.tar", IMAGE_BYTES)]
-    return tar_bytes(
-        [member("manifest.json", raw_manifest(manifest_for())), pax, *rest], tarfile.USTAR_FORMAT
-    )
+    rest = then if then is not None else [member("image.tar.zst", IMAGE_ZST)]
+    return tar_bytes([*head(raw_manifest(manifest_for())), pax, *rest], tarfile.USTAR_FORMAT)
 
 
 def pax_record(key: str, value: str) -> bytes:
@@ -280,7 +324,7 @@ TAR_CASES = [
     data_case("truncated-mid-image", VALID[: image_data_offset(VALID) + 3000], r"truncated"),
     data_case(
         "truncated-after-manifest",
-        lambda: VALID[: header_offsets(VALID)["image.tar"]],
+        lambda: VALID[: header_offsets(VALID)["image.tar.zst"]],
         r"lists \d+ bytes of parts, the file holds \d+: truncated",
     ),
     data_case(
@@ -308,110 +352,115 @@ TAR_CASES = [
     ),
     data_case(
         "duplicate-image-after-parts",
-        lambda: tar_bytes([*valid_members(), member("image.tar", b"other")]),
-        r"duplicate member 'image\.tar'",
+        lambda: tar_bytes([*valid_members(), member("image.tar.zst", b"other")]),
+        r"duplicate member 'image\.tar\.zst'",
     ),
     data_case(
         "manifest-not-first",
-        lambda: tar_bytes([member("image.tar", IMAGE_BYTES), *valid_members()]),
-        r"the first member is 'image\.tar', not manifest\.json",
+        lambda: tar_bytes([member("image.tar.zst", IMAGE_ZST), *valid_members()]),
+        r"the first member is 'image\.tar\.zst', not manifest\.json",
     ),
     data_case(
-        "no-manifest", tar_bytes([member(p, d) for p, d in PARTS]), r"the first member is 'image\.tar'"
+        "no-manifest", tar_bytes([member(p, d) for p, d in PARTS]), r"the first member is 'image\.tar\.zst'"
     ),
     data_case(
         "duplicate-manifest",
-        lambda: tar_bytes([valid_members()[0], *valid_members()]),
+        lambda: tar_bytes([*valid_members()[:2], valid_members()[0], *valid_members()[2:]]),
         r"duplicate member 'manifest\.json'",
     ),
     data_case(
-        "duplicate-part",
+        "duplicate-signature",
         lambda: tar_bytes([*valid_members()[:2], valid_members()[1], *valid_members()[2:]]),
-        r"duplicate member 'image\.tar'",
+        r"duplicate member 'manifest\.json\.minisig'",
+    ),
+    data_case(
+        "duplicate-part",
+        lambda: tar_bytes([*valid_members()[:3], valid_members()[2], *valid_members()[3:]]),
+        r"duplicate member 'image\.tar\.zst'",
     ),
     data_case(
         "member-not-in-manifest",
-        lambda: tar_bytes([*valid_members()[:2], member("model/extra.bin", b"x"), *valid_members()[2:]]),
+        lambda: tar_bytes([*valid_members()[:3], member("model/extra.bin", b"x"), *valid_members()[3:]]),
         r"member 'model/extra\.bin' is not in the manifest",
     ),
     data_case(
         "part-missing-from-tar",
-        lambda: tar_bytes(valid_members()[:3]),
+        lambda: tar_bytes(valid_members()[:4]),
         r"parts missing from the bundle \(truncated\?\): model/model\.json",
     ),
     data_case(
         "parts-reordered",
-        lambda: tar_bytes([valid_members()[0], *reversed(valid_members()[1:])]),
-        r"member 'model/model\.json' is out of order: the manifest lists 'image\.tar' next",
+        lambda: tar_bytes([*valid_members()[:2], *reversed(valid_members()[2:])]),
+        r"member 'model/model\.json' is out of order: the manifest lists 'image\.tar\.zst' next",
     ),
     data_case(
         "member-dotdot",
-        lambda: tar_bytes([*valid_members()[:2], member("model/../../etc/cron.d/x", b"x")]),
+        lambda: tar_bytes([*valid_members()[:3], member("model/../../etc/cron.d/x", b"x")]),
         r"member 'model/\.\./\.\./etc/cron\.d/x' has a '\.\.' component",
     ),
     data_case(
         "member-absolute",
-        lambda: tar_bytes([*valid_members()[:2], member("/etc/passwd", b"root::0:0")]),
+        lambda: tar_bytes([*valid_members()[:3], member("/etc/passwd", b"root::0:0")]),
         r"member '/etc/passwd' has an absolute path",
     ),
     data_case(
         "member-control-chars",
-        lambda: tar_bytes([*valid_members()[:2], member("model/\x1b[2Jx", b"x")]),
+        lambda: tar_bytes([*valid_members()[:3], member("model/\x1b[2Jx", b"x")]),
         r"member 'model/\\x1b\[2Jx' has a control character in its name",
     ),
     data_case(
         "member-symlink-as-image",
         lambda: tar_bytes(
-            [valid_members()[0], member("image.tar", kind=tarfile.SYMTYPE, linkname="/etc/shadow")]
+            [*valid_members()[:3], member("image.tar.zst", kind=tarfile.SYMTYPE, linkname="/etc/shadow")]
         ),
-        r"member 'image\.tar' is a symbolic link; a bundle holds only regular files",
+        r"member 'image\.tar\.zst' is a symbolic link; a bundle holds only regular files",
     ),
     data_case(
         "member-hardlink",
         lambda: tar_bytes(
-            [*valid_members()[:2], member("model/model.bin", kind=tarfile.LNKTYPE, linkname="image.tar")]
+            [*valid_members()[:3], member("model/model.bin", kind=tarfile.LNKTYPE, linkname="image.tar.zst")]
         ),
         r"member 'model/model\.bin' is a hard link",
     ),
     data_case(
         "member-char-device",
         lambda: tar_bytes(
-            [*valid_members()[:2], member("model/model.bin", kind=tarfile.CHRTYPE, devmajor=1, devminor=3)]
+            [*valid_members()[:3], member("model/model.bin", kind=tarfile.CHRTYPE, devmajor=1, devminor=3)]
         ),
         r"is a character device",
     ),
     data_case(
         "member-block-device",
         lambda: tar_bytes(
-            [*valid_members()[:2], member("model/model.bin", kind=tarfile.BLKTYPE, devmajor=8)]
+            [*valid_members()[:3], member("model/model.bin", kind=tarfile.BLKTYPE, devmajor=8)]
         ),
         r"is a block device",
     ),
     data_case(
         "member-fifo",
-        lambda: tar_bytes([*valid_members()[:2], member("model/model.bin", kind=tarfile.FIFOTYPE)]),
+        lambda: tar_bytes([*valid_members()[:3], member("model/model.bin", kind=tarfile.FIFOTYPE)]),
         r"member 'model/model\.bin' is a FIFO",
     ),
     data_case(
         "member-directory",
-        lambda: tar_bytes([*valid_members()[:2], member("model/", kind=tarfile.DIRTYPE, mode=0o755)]),
+        lambda: tar_bytes([*valid_members()[:3], member("model/", kind=tarfile.DIRTYPE, mode=0o755)]),
         r"member 'model/' is a directory",
     ),
     data_case(
         "member-sparse",
         lambda: tar_bytes(
-            [*valid_members()[:2], member("model/model.bin", MODEL_BIN, tarfile.GNUTYPE_SPARSE)]
+            [*valid_members()[:3], member("model/model.bin", MODEL_BIN, tarfile.GNUTYPE_SPARSE)]
         ),
         r"is a GNU sparse file",
     ),
     data_case(
         "member-unknown-type",
-        lambda: tar_bytes([*valid_members()[:2], member("model/model.bin", MODEL_BIN, b"Z")]),
+        lambda: tar_bytes([*valid_members()[:3], member("model/model.bin", MODEL_BIN, b"Z")]),
         r"is an entry of unknown type b'Z'",
     ),
     data_case(
         "gnu-longname-header",
-        lambda: tar_bytes([*valid_members()[:2], member("model/" + "n" * 120, b"x")], tarfile.GNU_FORMAT),
+        lambda: tar_bytes([*valid_members()[:3], member("model/" + "n" * 120, b"x")], tarfile.GNU_FORMAT),
         r"is a GNU long-name header",
     ),
     data_case(
@@ -431,11 +480,13 @@ TAR_CASES = [
         "pax-malformed", lambda: pax_then(b"garbage without length\n"), r"pax header at byte \d+ is malformed"
     ),
     data_case(
-        "pax-length-lies", lambda: pax_then(b"99 path=image.tar\n"), r"pax header at byte \d+ is malformed"
+        "pax-length-lies",
+        lambda: pax_then(b"99 path=image.tar.zst\n"),
+        r"pax header at byte \d+ is malformed",
     ),
     data_case(
         "pax-duplicate-key",
-        lambda: pax_then(pax_record("path", "image.tar") + pax_record("path", "evil")),
+        lambda: pax_then(pax_record("path", "image.tar.zst") + pax_record("path", "evil")),
         r"sets 'path' twice",
     ),
     data_case(
@@ -464,24 +515,26 @@ TAR_CASES = [
     ),
     data_case(
         "bad-header-checksum",
-        lambda: patched(VALID, "image.tar", 136, b"77777", fix_checksum=False),
+        lambda: patched(VALID, "image.tar.zst", 136, b"77777", fix_checksum=False),
         r"bad tar header checksum at byte \d+",
     ),
     data_case(
-        "not-ustar-magic", lambda: patched(VALID, "image.tar", 257, bytes(8)), r"is not a ustar header"
+        "not-ustar-magic", lambda: patched(VALID, "image.tar.zst", 257, bytes(8)), r"is not a ustar header"
     ),
     data_case(
-        "size-base-256", lambda: patched(VALID, "image.tar", 124, b"\x80" + bytes(11)), r"base-256 size field"
+        "size-base-256",
+        lambda: patched(VALID, "image.tar.zst", 124, b"\x80" + bytes(11)),
+        r"base-256 size field",
     ),
     data_case(
         "size-not-octal",
-        lambda: patched(VALID, "image.tar", 124, b"0000000009x\0"),
+        lambda: patched(VALID, "image.tar.zst", 124, b"0000000009x\0"),
         r"size field that is not an octal number",
     ),
     data_case(
         "name-not-utf8",
         lambda: tar_bytes(
-            [*valid_members()[:2], member("model/\udcff.bin", b"x")],
+            [*valid_members()[:3], member("model/\udcff.bin", b"x")],
             tarfile.USTAR_FORMAT,
             errors="surrogateescape",
         ),
@@ -491,11 +544,15 @@ TAR_CASES = [
     data_case(
         "size-differs-from-manifest",
         lambda: tar_bytes(
-            [valid_members()[0], member("image.tar", IMAGE_BYTES + b"x"), *valid_members()[2:]]
+            [*valid_members()[:2], member("image.tar.zst", IMAGE_ZST + b"x"), *valid_members()[3:]]
         ),
-        r"image\.tar: size 6164 differs from the manifest's 6163",
+        rf"image\.tar\.zst: size {len(IMAGE_ZST) + 1} differs from the manifest's {len(IMAGE_ZST)}",
     ),
-    Case("sha256-mismatch", image_swapped_in_place, r"image\.tar: sha256 mismatch: the bundle is corrupted"),
+    Case(
+        "sha256-mismatch",
+        image_swapped_in_place,
+        r"image\.tar\.zst: sha256 mismatch: the bundle is corrupted",
+    ),
 ]
 
 MANIFEST_CASES = [
@@ -535,8 +592,13 @@ MANIFEST_CASES = [
     ),
     data_case(
         "format-other-version",
-        lambda: manifest_variant(format="tizi-bundle/2"),
-        r"manifest\.json: format is 'tizi-bundle/2'",
+        lambda: manifest_variant(format="tizi-bundle/3"),
+        r"manifest\.json: format is 'tizi-bundle/3', this tizi reads tizi-bundle/2",
+    ),
+    data_case(
+        "format-1-signed",
+        lambda: manifest_variant(format="tizi-bundle/1"),
+        r"format is 'tizi-bundle/1', an unsigned bundle from an older tizi: create it again",
     ),
     data_case("format-not-string", lambda: manifest_variant(format=1), r"manifest\.json: format is 1"),
     data_case(
@@ -548,37 +610,65 @@ MANIFEST_CASES = [
         "created-not-string", lambda: manifest_variant(created=123), r"manifest\.json: created must be"
     ),
     data_case(
-        "image-missing",
-        lambda: bundle_bytes(without_key(manifest_for(), "image")),
-        r"field 'image' is missing",
+        "images-missing",
+        lambda: bundle_bytes(without_key(manifest_for(), "images")),
+        r"field 'images' is missing",
     ),
     data_case(
-        "image-not-object", lambda: manifest_variant(image="tizi"), r"manifest\.json: image must be an object"
+        "images-v1-image-field",
+        lambda: manifest_variant(image={"ref": IMAGE_REF, "id": IMAGE_ID}),
+        r"manifest\.json: field 'image' is not part of tizi-bundle/2",
+    ),
+    data_case(
+        "images-not-list", lambda: manifest_variant(images="tizi"), r"manifest\.json: images must be a list"
+    ),
+    data_case(
+        "images-empty", lambda: manifest_variant(images=[]), r"images has 0 entries; a bundle has 1 to 16"
+    ),
+    data_case(
+        "images-over-cap",
+        lambda: manifest_variant(images=[{"ref": f"tizi/x:{i}", "id": IMAGE_ID} for i in range(17)]),
+        r"images has 17 entries",
+    ),
+    data_case(
+        "image-not-object",
+        lambda: manifest_variant(images=["tizi"]),
+        r"manifest\.json: images\[0\] must be an object",
     ),
     data_case(
         "image-ref-missing",
-        lambda: manifest_variant(image={"id": IMAGE_ID}),
-        r"manifest\.json: image\.'ref' is missing",
+        lambda: manifest_variant(images=[{"id": IMAGE_ID}]),
+        r"manifest\.json: images\[0\]\.'ref' is missing",
+    ),
+    data_case(
+        "image-extra-field",
+        lambda: manifest_variant(images=[{"ref": IMAGE_REF, "id": IMAGE_ID, "tag": "x"}]),
+        r"images\[0\]\.'tag' is not a field",
     ),
     data_case(
         "image-ref-not-string",
-        lambda: manifest_variant(image={"ref": ["x"], "id": IMAGE_ID}),
-        r"image\.ref is not an image reference",
+        lambda: manifest_variant(images=[{"ref": ["x"], "id": IMAGE_ID}]),
+        r"images\[0\]\.ref is not an image reference",
     ),
     data_case(
         "image-ref-option-injection",
-        lambda: manifest_variant(image={"ref": "--help", "id": IMAGE_ID}),
-        r"image\.ref is not an image reference: '--help'",
+        lambda: manifest_variant(images=[{"ref": "--help", "id": IMAGE_ID}]),
+        r"images\[0\]\.ref is not an image reference: '--help'",
     ),
     data_case(
         "image-ref-terminal-escape",
-        lambda: manifest_variant(image={"ref": "tizi\x1b]0;pwned\x07", "id": IMAGE_ID}),
-        r"image\.ref is not an image reference: 'tizi\\x1b",
+        lambda: manifest_variant(images=[{"ref": "tizi\x1b]0;pwned\x07", "id": IMAGE_ID}]),
+        r"images\[0\]\.ref is not an image reference: 'tizi\\x1b",
     ),
     data_case(
         "image-id-malformed",
-        lambda: manifest_variant(image={"ref": IMAGE_REF, "id": "sha256:xyz"}),
-        r"image\.id must be sha256: and 64 hex digits",
+        lambda: manifest_variant(images=[{"ref": IMAGE_REF, "id": "sha256:xyz"}]),
+        r"images\[0\]\.id must be sha256: and 64 hex digits",
+    ),
+    data_case(
+        "image-ref-twice",
+        lambda: manifest_variant(images=[{"ref": IMAGE_REF, "id": IMAGE_ID}] * 2),
+        r"images\[1\]\.ref 'tizi/inference-service:0\.1\.0' is listed twice",
     ),
     data_case(
         "spec-not-object", lambda: manifest_variant(spec=[1, 2]), r"manifest\.json: spec must be an object"
@@ -590,7 +680,7 @@ MANIFEST_CASES = [
     ),
     data_case(
         "parts-not-list",
-        lambda: manifest_variant(parts={"image.tar": 1}),
+        lambda: manifest_variant(parts={"image.tar.zst": 1}),
         r"manifest\.json: parts must be a list",
     ),
     data_case("parts-empty", lambda: manifest_variant(parts=[]), r"parts has 0 entries"),
@@ -600,7 +690,7 @@ MANIFEST_CASES = [
         r"parts has 257 entries; a bundle has 1 to 256",
     ),
     data_case(
-        "part-not-object", lambda: manifest_variant(parts=["image.tar"]), r"parts\[0\] must be an object"
+        "part-not-object", lambda: manifest_variant(parts=["image.tar.zst"]), r"parts\[0\] must be an object"
     ),
     data_case(
         "part-path-missing",
@@ -610,7 +700,34 @@ MANIFEST_CASES = [
     data_case(
         "part-extra-field",
         lambda: part_variant(1, mode=0o4755),
-        r"parts\[1\]\.'mode' is not a field of a part",
+        r"parts\[1\]\.'mode' is not a field of a model part",
+    ),
+    data_case(
+        "model-part-with-tar-size",
+        lambda: part_variant(1, tar_size=10),
+        r"parts\[1\]\.'tar_size' is not a field of a model part",
+    ),
+    data_case(
+        "image-part-tar-size-missing",
+        lambda: manifest_variant(
+            parts=[without_key(manifest_for()["parts"][0], "tar_size"), *manifest_for()["parts"][1:]]
+        ),
+        r"parts\[0\]\.tar_size is missing",
+    ),
+    data_case(
+        "image-part-tar-size-negative",
+        lambda: part_variant(0, tar_size=-5),
+        r"parts\[0\]\.tar_size must be an integer from 0",
+    ),
+    data_case(
+        "image-part-tar-sha256-short",
+        lambda: part_variant(0, tar_sha256="abc"),
+        r"parts\[0\]\.tar_sha256 must be 64 lowercase hex digits, not 'abc'",
+    ),
+    data_case(
+        "image-part-uncompressed-v1-name",
+        lambda: bundle_bytes(parts=[("image.tar", IMAGE_BYTES), *PARTS[1:]]),
+        r"parts\[0\]\.path 'image\.tar' is neither image\.tar\.zst nor model/<file>",
     ),
     data_case("part-path-not-string", lambda: part_variant(1, path=7), r"parts\[1\]\.path must be a string"),
     data_case(
@@ -646,7 +763,7 @@ MANIFEST_CASES = [
     data_case(
         "part-kind-wrong",
         lambda: part_variant(0, kind="model"),
-        r"parts\[0\]\.kind must be 'image' for image\.tar",
+        r"parts\[0\]\.kind must be 'image' for image\.tar\.zst",
     ),
     data_case(
         "part-size-negative", lambda: part_variant(1, size=-1), r"parts\[1\]\.size must be an integer from 0"
@@ -689,12 +806,14 @@ MANIFEST_CASES = [
     data_case(
         "parts-without-image",
         lambda: bundle_bytes(parts=PARTS[1:]),
-        r"manifest\.json: parts does not list image\.tar",
+        r"manifest\.json: parts does not list image\.tar\.zst",
     ),
     data_case(
         "parts-larger-than-file",
         lambda: tar_bytes(
-            [member("manifest.json", raw_manifest(manifest_for([("image.tar", bytes(10**7))])))]
+            head(
+                raw_manifest(manifest_for(parts=[{**part_entry("image.tar.zst", IMAGE_ZST), "size": 10**7}]))
+            )
         ),
         r"lists 10000000 bytes of parts, the file holds \d+: truncated",
     ),
@@ -725,6 +844,22 @@ MANIFEST_CASES = [
 CASES = FILE_CASES + TAR_CASES + MANIFEST_CASES
 
 
+@pytest.fixture(autouse=True)
+def bundle_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The test key pair as files, named by the environment variables the CLI reads, so
+    every command here is given the right key unless a test says otherwise."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    secret, public = keys / "test.key", keys / "test.pub"
+    secret.write_bytes(bytes(KEYS.secret_key) + b"\n")
+    secret.chmod(0o600)
+    public.write_bytes(bytes(PUBLIC) + b"\n")
+    monkeypatch.setenv("TIZI_BUNDLE_PUBKEY", str(public))
+    monkeypatch.setenv("TIZI_BUNDLE_SECRET_KEY", str(secret))
+    monkeypatch.delenv("TIZI_BUNDLE_PASSPHRASE", raising=False)
+    return secret, public
+
+
 def test_there_are_at_least_forty_distinct_hostile_inputs() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
@@ -750,9 +885,23 @@ if args[:1] == ["load"]:
     (state / "loaded.bin").write_bytes(sys.stdin.buffer.read())
     print("Loaded image: " + os.environ.get("FAKE_DOCKER_REF", "x"))
 elif args[:2] == ["image", "inspect"]:
-    print(os.environ.get("FAKE_DOCKER_ID", ""))
+    ref = args[-1]
+    default = os.environ.get("FAKE_DOCKER_ID", "")
+    found = json.loads(os.environ.get("FAKE_DOCKER_IDS", "{{}}")).get(ref, default)
+    labels = json.loads(os.environ.get("FAKE_DOCKER_LABELS", "{{}}")).get(ref)
+    print(found + (" " + json.dumps(labels) if "Labels" in args[3] else ""))
 elif args[:1] == ["save"]:
     sys.stdout.buffer.write(pathlib.Path(os.environ["FAKE_DOCKER_SAVE"]).read_bytes())
+elif args[:1] == ["create"]:
+    print("fakecontainer")
+elif args[:1] == ["cp"]:
+    import tarfile
+    source = pathlib.Path(os.environ["FAKE_DOCKER_MODEL_DIR"])
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+        for path in sorted(source.iterdir()):
+            tar.add(path, arcname="./" + path.name)
+elif args[:1] == ["rm"]:
+    pass
 else:
     sys.stderr.write("fake docker: unsupported " + " ".join(args) + "\\n")
     sys.exit(2)
@@ -856,7 +1005,7 @@ def case_ids(cases: list[Case]) -> list[str]:
 def test_verify_refuses_with_one_line_naming_the_problem(case: Case, tmp_path: Path, no_leaks: None) -> None:
     path = case.build(tmp_path)
     with pytest.raises(BundleError, match=case.match) as info:
-        verify_bundle(path)
+        verify_bundle(path, PUBLIC)
     assert "\n" not in str(info.value)
     assert_one_line_refusal(invoke("bundle", "verify", str(path)), r"^Error: REFUSED: .*" + case.match)
 
@@ -877,9 +1026,11 @@ def test_the_valid_bundle_the_cases_start_from_is_accepted(
     """The cases are refused for what they change, not because the base is wrong."""
     path = tmp_path / "good.tar"
     path.write_bytes(VALID)
-    assert verify_bundle(path) == manifest_for()
+    assert verify_bundle(path, PUBLIC) == manifest_for()
     result = invoke("bundle", "verify", str(path))
-    assert result.exit_code == 0 and result.output.startswith(f"OK {path}: {IMAGE_REF} (3 parts verified)")
+    assert result.exit_code == 0 and result.output.startswith(
+        f"OK {path}: {IMAGE_REF} (3 parts verified), signed"
+    )
     result = invoke("bundle", "load", str(path), "--docker-host", "ssh://edge-site")
     assert result.exit_code == 0, result.output
     assert fake_docker.loaded() == IMAGE_BYTES
@@ -895,7 +1046,7 @@ def test_a_long_member_name_through_pax_is_accepted(tmp_path: Path) -> None:
     parts = [*PARTS[:2], ("model/" + "w" * 120 + ".bin", b"long")]
     path = tmp_path / "long.tar"
     path.write_bytes(bundle_bytes(parts=parts))
-    assert [p["path"] for p in verify_bundle(path)["parts"]] == [p for p, _ in parts]
+    assert [p["path"] for p in verify_bundle(path, PUBLIC)["parts"]] == [p for p, _ in parts]
 
 
 # -- load: docker and the spool ----------------------------------------------------------------
@@ -958,7 +1109,8 @@ def test_load_refuses_before_copying_when_tmpdir_is_too_small(
     monkeypatch.setattr(core.os, "statvfs", Tiny)
     assert_one_line_refusal(
         invoke("bundle", "load", str(good)),
-        r"REFUSED: .*tmpdir has \d+ bytes free, the verified copy of image\.tar needs 6163: set TMPDIR",
+        rf"REFUSED: .*tmpdir has \d+ bytes free, the verified copy of image\.tar needs {len(IMAGE_BYTES)}: "
+        "set TMPDIR",
     )
     assert fake_docker.calls() == []
 
@@ -988,7 +1140,7 @@ def test_spool_is_private_and_gone_afterwards(
         real_load(spooled, docker_host)
 
     monkeypatch.setattr(core, "_docker_load", inspecting)
-    assert load_bundle(good) == IMAGE_REF
+    assert load_bundle(good, PUBLIC) == [IMAGE_REF]
     assert seen["file"] == 0o600 and seen["dir"] == 0o700 and seen["names"] <= 1
     assert list(spool_parent.iterdir()) == []
 
@@ -996,7 +1148,7 @@ def test_spool_is_private_and_gone_afterwards(
 # -- time of check, time of use ----------------------------------------------------------------
 
 EVIL_IMAGE = b"an image that was never verified\n" * 100
-EVIL = bundle_bytes(parts=[("image.tar", EVIL_IMAGE), *PARTS[1:]])
+EVIL = bundle_bytes(parts=[("image.tar.zst", packed(EVIL_IMAGE)), *PARTS[1:]])
 
 
 def test_the_bundle_path_is_opened_once(
@@ -1011,7 +1163,7 @@ def test_the_bundle_path_is_opened_once(
         return real_open(path, flags, *args, **kw)
 
     monkeypatch.setattr(os, "open", counting)
-    assert load_bundle(good) == IMAGE_REF
+    assert load_bundle(good, PUBLIC) == [IMAGE_REF]
     assert len(opened) == 1
 
 
@@ -1034,7 +1186,7 @@ def test_a_file_changed_after_verification_is_never_loaded(
         real_load(spooled, docker_host)
 
     monkeypatch.setattr(core, "_docker_load", swap_then_load)
-    assert load_bundle(good) == IMAGE_REF
+    assert load_bundle(good, PUBLIC) == [IMAGE_REF]
     assert good.read_bytes()[: len(EVIL)] == EVIL
     assert fake_docker.loaded() == IMAGE_BYTES
 
@@ -1054,7 +1206,7 @@ def test_a_file_replaced_while_it_is_read_loads_what_was_read(
         return manifest
 
     monkeypatch.setattr(core, "_parse_manifest", parse_then_swap)
-    assert load_bundle(good) == IMAGE_REF
+    assert load_bundle(good, PUBLIC) == [IMAGE_REF]
     assert fake_docker.loaded() == IMAGE_BYTES
 
 
@@ -1074,8 +1226,8 @@ def test_a_file_rewritten_in_place_while_it_is_read_is_refused(
         return manifest
 
     monkeypatch.setattr(core, "_parse_manifest", parse_then_rewrite)
-    with pytest.raises(BundleError, match=r"image\.tar: sha256 mismatch"):
-        load_bundle(good)
+    with pytest.raises(BundleError, match=r"image\.tar\.zst: sha256 mismatch"):
+        load_bundle(good, PUBLIC)
     assert fake_docker.calls() == []
 
 
@@ -1099,10 +1251,16 @@ def test_create_writes_what_verify_accepts(tmp_path: Path, fake_docker: FakeDock
         "bundle", "--image", IMAGE_REF, "-o", str(out), "--spec", str(spec), "--model-dir", str(model_dir)
     )
     assert result.exit_code == 0, result.output
-    manifest = verify_bundle(out)
+    manifest = verify_bundle(out, PUBLIC)
     assert manifest["spec"] == {"service": {"name": "inference", "port": 8080}}
-    assert [(p["path"], p["sha256"]) for p in manifest["parts"]] == [
-        ("image.tar", sha(IMAGE_BYTES)),
+    assert manifest["images"] == [{"ref": IMAGE_REF, "id": IMAGE_ID}]
+    image, *models = manifest["parts"]
+    assert (image["path"], image["tar_size"], image["tar_sha256"]) == (
+        "image.tar.zst",
+        len(IMAGE_BYTES),
+        sha(IMAGE_BYTES),
+    )
+    assert [(p["path"], p["sha256"]) for p in models] == [
         ("model/model.bin", sha(MODEL_BIN)),
         ("model/model.json", sha(MODEL_JSON)),
     ]
@@ -1121,8 +1279,8 @@ def test_create_takes_regular_files_from_the_model_dir_and_never_blocks(
     out = tmp_path / "site.tar"
     result = invoke("bundle", "-o", str(out), "--model-dir", str(model_dir))
     assert result.exit_code == 0, result.output
-    parts = {p["path"]: p["sha256"] for p in verify_bundle(out)["parts"]}
-    assert set(parts) == {"image.tar", "model/linked.bin", "model/model.bin", "model/model.json"}
+    parts = {p["path"]: p["sha256"] for p in verify_bundle(out, PUBLIC)["parts"]}
+    assert set(parts) == {"image.tar.zst", "model/linked.bin", "model/model.bin", "model/model.json"}
     assert parts["model/linked.bin"] == sha(b"linked weights")
 
 
@@ -1144,6 +1302,20 @@ class CreateCase:
     match: str
     docker_fail: str = ""
     saves: bool = False  # whether docker save may run before the refusal
+    env: tuple[tuple[str, str | None], ...] = ()  # environment for the case; None unsets
+
+
+def key_file(tmp: Path, data: bytes) -> str:
+    path = tmp / "signing.key"
+    path.write_bytes(data)
+    return str(path)
+
+
+def encrypted_key(tmp: Path) -> str:
+    """A secret key protected by the passphrase 'right horse' (minisign's scrypt)."""
+    pair = KeyPair.generate()
+    pair.secret_key.encrypt("right horse")
+    return key_file(tmp, bytes(pair.secret_key) + b"\n")
 
 
 def spec_file(tmp: Path, text: bytes) -> str:
@@ -1283,6 +1455,76 @@ CREATE_CASES = [
         docker_fail="image inspect",
         saves=True,
     ),
+    CreateCase(
+        "no-secret-key",
+        lambda t, m: [],
+        r"no --secret-key \(or TIZI_BUNDLE_SECRET_KEY\): bundles are signed; .*tizi bundle keygen",
+        env=(("TIZI_BUNDLE_SECRET_KEY", None),),
+    ),
+    CreateCase(
+        "secret-key-missing", lambda t, m: ["--secret-key", str(t / "nope.key")], r"nope\.key: No such file"
+    ),
+    CreateCase(
+        "secret-key-is-a-directory",
+        lambda t, m: ["--secret-key", str(t)],
+        r"is a directory, not a secret key file",
+    ),
+    CreateCase(
+        "secret-key-is-a-fifo",
+        lambda t, m: ["--secret-key", str(os.mkfifo(t / "k.key") or t / "k.key")],
+        r"k\.key is a FIFO, not a secret key file",
+    ),
+    CreateCase(
+        "secret-key-garbage",
+        lambda t, m: ["--secret-key", key_file(t, b"hello\nworld\n")],
+        r"signing\.key: not a minisign secret key file$",
+    ),
+    CreateCase(
+        "secret-key-is-the-public-key",
+        lambda t, m: ["--secret-key", key_file(t, bytes(PUBLIC) + b"\n")],
+        r"signing\.key: not a minisign secret key file$",
+    ),
+    CreateCase(
+        "secret-key-over-cap",
+        lambda t, m: ["--secret-key", key_file(t, b"x" * 5000)],
+        r"over 4096 bytes, too large for a secret key file",
+    ),
+    CreateCase(
+        "secret-key-encrypted-no-passphrase",
+        lambda t, m: ["--secret-key", encrypted_key(t)],
+        r"the secret key needs a passphrase: set TIZI_BUNDLE_PASSPHRASE or run in a terminal",
+    ),
+    CreateCase(
+        "secret-key-wrong-passphrase",
+        lambda t, m: ["--secret-key", encrypted_key(t)],
+        r"signing\.key: wrong passphrase, or a damaged secret key file",
+        env=(("TIZI_BUNDLE_PASSPHRASE", "wrong horse"),),
+    ),
+    CreateCase(
+        "secret-key-empty-passphrase",
+        lambda t, m: ["--secret-key", encrypted_key(t)],
+        r"TIZI_BUNDLE_PASSPHRASE is set but empty",
+        env=(("TIZI_BUNDLE_PASSPHRASE", ""),),
+    ),
+    CreateCase(
+        "image-given-twice",
+        lambda t, m: ["--image", IMAGE_REF, "--image", IMAGE_REF],
+        r"the image tizi/inference-service:0\.1\.0 is given twice",
+    ),
+    CreateCase(
+        "too-many-images",
+        lambda t, m: [a for i in range(17) for a in ("--image", f"tizi/x:{i}")],
+        r"17 images given; a bundle holds 1 to 16",
+    ),
+    CreateCase(
+        "zstd-level-too-high", lambda t, m: ["--level", "23"], r"zstd level 23: levels run from 1 to 22"
+    ),
+    CreateCase("zstd-level-zero", lambda t, m: ["--level", "0"], r"zstd level 0: levels run from 1 to 22"),
+    CreateCase(
+        "model-dir-and-no-model-files",
+        lambda t, m: ["--no-model-files"],
+        r"--model-dir and --no-model-files contradict each other",
+    ),
 ]
 
 
@@ -1298,6 +1540,11 @@ def test_create_refuses_with_one_line_and_writes_nothing(
     work.mkdir()
     if case.docker_fail:
         monkeypatch.setenv("FAKE_DOCKER_FAIL", case.docker_fail)
+    for name, value in case.env:
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     args = case.args(work, model_dir)
     if "-o" not in args:
         args += ["-o", str(work / "site.tar")]
