@@ -1,7 +1,7 @@
 """`tizi bundle`: keygen, create (the default), verify, load, and the images a site needs.
 
     tizi bundle keygen -s tizi-bundle.key -p tizi-bundle.pub     # once; the .pub goes to sites
-    tizi bundle images --stack stacks/Pulumi.llm-local.yaml       # the refs to bundle, one a line
+    tizi bundle images stacks/Pulumi.llm-local.yaml       # the refs to bundle, one a line
     tizi bundle -o site.tar --secret-key tizi-bundle.key \\
         --image tizi/llm-server:0.1.0 --image tizi/model-smollm2:0.1.0 --spec spec.yaml
     tizi bundle verify --pubkey tizi-bundle.pub site.tar
@@ -178,8 +178,7 @@ def keygen(secret_key: Path, public_key: Path, no_passphrase: bool) -> None:
 
 
 @bundle.command()
-@click.option("--stack", "stack_file", type=click.Path(path_type=Path), required=True,
-              help="Stack file (stacks/Pulumi.<stack>.yaml).")  # fmt: skip
+@click.argument("stack_file", type=click.Path(path_type=Path))
 def images(stack_file: Path) -> None:
     """Print the images a site running STACK needs, one a line (for create's --image)."""
     try:

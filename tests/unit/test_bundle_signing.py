@@ -752,7 +752,7 @@ def test_load_bundle_core_refuses_unsigned_with_nothing_loaded(
 )
 def test_images_lists_what_a_stack_runs(stack: str, refs: list[str]) -> None:
     """The server image, then the `oci:` model image: what create's --image takes."""
-    result = invoke("bundle", "images", "--stack", str(hostile.REPO / "stacks" / f"Pulumi.{stack}.yaml"))
+    result = invoke("bundle", "images", str(hostile.REPO / "stacks" / f"Pulumi.{stack}.yaml"))
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == refs
 
@@ -773,4 +773,4 @@ def test_images_of_an_unusable_stack_is_one_line(text: str | None, match: str, t
         os.mkfifo(path)
     elif text is not None:
         path.write_text(text)
-    assert_one_line_refusal(invoke("bundle", "images", "--stack", str(path)), match)
+    assert_one_line_refusal(invoke("bundle", "images", str(path)), match)
