@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.placement import TargetPlacement
 from components.spec.labels import TARGET_LABEL
 from components.spec.secrets import key_file_name, split_keys
 from components.spec.service import Quantity, ServiceSpec
@@ -108,6 +109,40 @@ def deploy_release(
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[namespace, secret]),
     )
     return ClusterRelease(namespace=namespace, release=release)
+
+
+@dataclass(frozen=True)
+class ClusterServiceArgs:
+    """Inputs of a cluster component: the validated spec, this target's placement, the keys."""
+
+    spec: ServiceSpec
+    placement: TargetPlacement
+    api_keys: pulumi.Input[str]
+    chart_path: str = str(CHART_DIR)
+
+
+class ClusterService(pulumi.ComponentResource):
+    """The chart's release and what it expects, under the type token of a cluster kind."""
+
+    namespace: pulumi.Output[str | None]
+    """The namespace the service runs in, one per ministry and environment."""
+    release_name: pulumi.Output[str | None]
+    """The Helm release, for ``helm status`` and ``helm history``."""
+    endpoint: pulumi.Output[str]
+    """The in-cluster URL of the OpenAI-compatible API."""
+
+    def __init__(
+        self, type_token: str, name: str, args: ClusterServiceArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(type_token, name, None, opts)
+        target = args.placement.target
+        made = deploy_release(self, name, args.spec, target, args.api_keys, args.chart_path)
+        self.namespace = made.namespace.metadata.name
+        self.release_name = made.release.name
+        self.endpoint = pulumi.Output.from_input(service_endpoint(args.spec, target))
+        self.register_outputs(
+            {"namespace": self.namespace, "release_name": self.release_name, "endpoint": self.endpoint}
+        )
 
 
 def cluster_provider(target: Target) -> pulumi.ResourceOptions:
