@@ -13,7 +13,8 @@ import pytest
 
 from tests.conformance.contract import CHECKS, Target
 from tests.conftest import require
-from tests.engine_support import http_status, project_copy, run, wait_for
+from tests.docker_support import docker
+from tests.engine_support import http_status, project_copy, wait_for
 
 NAMESPACE = "llmtests-dev"
 SERVICE = "inference"
@@ -33,7 +34,7 @@ def llm_kind(kube_context, core, tmp_path_factory) -> Iterator[Target]:
     from tests.engine_support import edit_stack
 
     for image in IMAGES:  # `make cluster` imports them into the node's containerd
-        built = run("docker", "image", "inspect", image, check=False).returncode == 0
+        built = docker("image", "inspect", image, check=False).returncode == 0
         require(built, f"{image} missing: make llm, then scripts/cluster.sh import-image {image}")
     work_dir = project_copy(tmp_path_factory.mktemp("llm-kind-project"), ["llm-kind"])
     if kube_context != "kind-tizi":

@@ -30,6 +30,8 @@ import pytest
 
 from components.targets.edge_plan import EdgeContainerPlan, plan_edge_container
 from tests.conftest import require
+from tests.docker_support import docker as shared_docker
+from tests.docker_support import docker_env as shared_docker_env
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINES: dict[str, str | None] = {"default": None, "edge": "ssh://tizi-edge"}
@@ -37,23 +39,14 @@ IMAGE = "tizi/inference-service:0.1.0"
 
 
 def docker_env(engine: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("DOCKER_HOST", None)
-    if ENGINES[engine]:
-        env["DOCKER_HOST"] = ENGINES[engine]  # type: ignore[assignment]
-    return env
+    return shared_docker_env(ENGINES[engine])
 
 
 def docker(
     engine: str, *args: str, check: bool = True, data: bytes | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[bytes]:
-    proc = subprocess.run(
-        ["docker", *args], env=docker_env(engine), input=data, capture_output=True,
-        timeout=timeout,
-    )  # fmt: skip
-    if check and proc.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} failed: {proc.stderr.decode()}")
-    return proc
+    """The shared helper on a named engine of this tier, with bytes output."""
+    return shared_docker(*args, host=ENGINES[engine], check=check, data=data, timeout=timeout, text=False)
 
 
 def free_port() -> int:

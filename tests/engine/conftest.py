@@ -8,6 +8,7 @@ the `local` stack gets its own ministry name and host port so a developer's own
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +17,17 @@ import pytest
 
 from components.spec.labels import COMPONENT_LABEL
 from tests.conftest import require
-from tests.engine_support import edit_stack, project_copy, require_plugins, require_tools, run
+from tests.docker_support import docker as shared_docker
+from tests.engine_support import edit_stack, project_copy, require_plugins, require_tools
 
 IMAGE = "tizi/inference-service:0.1.0"
 ENGINE_PORT = 28080
 SSH_EDGE = "ssh://tizi-edge"
 
 
-def docker(*args: str, host: str | None = None, check: bool = True):
-    env_host = ["--host", host] if host else []
-    return run("docker", *env_host, *args, check=check)
+def docker(*args: str, host: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The shared helper, text output, failures as the result (the engine tier inspects them)."""
+    return shared_docker(*args, host=host, check=check)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Edge tier: real Docker engines (the default one and the simulated ssh:// edge site)."""
