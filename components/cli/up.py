@@ -21,7 +21,9 @@ def curl_line(stack_name: str, endpoint: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the outputs as JSON.")
 def up(stack_name: str, work_dir: Path | None, as_json: bool) -> None:
     """Deploy STACK for real and print its endpoints with a working curl line."""
-    result = selected_stack(stack_name, work_dir).up(on_output=echo_engine)
+    from components.ops.engine import up_or_clean  # imported late: keeps `tizi --help` fast
+
+    result = up_or_clean(selected_stack(stack_name, work_dir), echo_engine)
     outputs = {name: value.value for name, value in result.outputs.items()}
     if as_json:
         emit_json({"summary": result.summary.resource_changes, "outputs": outputs})

@@ -17,12 +17,19 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pulumi import automation as auto
 
 from components.ops.engine_env import REPO, engine_settings
-from components.ops.recovery import pending_orphans, remove_orphans
+from components.ops.recovery import (
+    partial_creates,
+    pending_orphans,
+    remove_orphans,
+    roll_back_partial_creates,
+)
 from components.program import run
 
 
@@ -106,3 +113,25 @@ def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = Non
     if interrupted:
         remove_orphans(pending_orphans(dict(selected.export_stack().deployment or {})))
     return selected
+
+
+def up_or_clean(stack: auto.Stack, on_output: Callable[[str], Any]) -> auto.UpResult:
+    """``stack.up``; when it fails, a roll that never became healthy is rolled back.
+
+    The docker provider keeps a container that never became healthy (upstream's behaviour),
+    and the engine keeps the healthy one it was replacing, marked for deletion.  With host
+    networking the broken one would share the site's port.  So the broken containers are
+    removed from their hosts and from the state, and the replaced ones are made current
+    again: the site serves what it served before, and the next ``up`` starts from there
+    (the same settings change nothing; fixed ones roll again).  The failure is raised as it was.
+    """
+    try:
+        return stack.up(on_output=on_output)
+    except auto.CommandError:
+        exported = stack.export_stack()
+        deployment = dict(exported.deployment or {})
+        failed = partial_creates(deployment)
+        if remove_orphans(failed):
+            exported.deployment = roll_back_partial_creates(deployment)
+            stack.import_stack(exported)
+        raise

@@ -58,6 +58,39 @@ def pending_orphans(deployment: dict) -> list[Orphan]:
     return orphans
 
 
+def partial_creates(deployment: dict) -> list[Orphan]:
+    """Containers recorded with initialisation errors: created, but never healthy.
+
+    The docker provider keeps such a container (upstream's behaviour); with host networking
+    it would keep sharing the site's port with the healthy revision until the next ``up``.
+    """
+    resources = deployment.get("resources") or []
+    failed = []
+    for resource in resources:
+        if resource.get("type") != CONTAINER or not resource.get("initErrors"):
+            continue
+        recorded = resource.get("outputs") or resource.get("inputs") or {}
+        name = _plain(recorded.get("name"))
+        if isinstance(name, str) and name:
+            failed.append(Orphan(_provider_host(resources, resource.get("provider", "")), name))
+    return failed
+
+
+def roll_back_partial_creates(deployment: dict) -> dict:
+    """The checkpoint without its partially created containers, and with the resources they
+    were replacing current again (their ``delete`` mark removed)."""
+    resources = deployment.get("resources") or []
+    failed = {r.get("urn") for r in resources if r.get("type") == CONTAINER and r.get("initErrors")}
+    kept = []
+    for resource in resources:
+        if resource.get("urn") in failed and resource.get("initErrors"):
+            continue
+        if resource.get("urn") in failed and resource.get("delete"):
+            resource = {k: v for k, v in resource.items() if k not in ("delete", "pendingReplacement")}
+        kept.append(resource)
+    return {**deployment, "resources": kept}
+
+
 def remove_orphans(orphans: list[Orphan]) -> list[Orphan]:
     """Remove each orphan container if it exists; returns those removed."""
     removed = []
@@ -72,7 +105,7 @@ def remove_orphans(orphans: list[Orphan]) -> list[Orphan]:
         if result.returncode == 0:
             removed.append(orphan)
             print(
-                f"tizi: removed {orphan.name} on {orphan.host}, left by an interrupted update",
+                f"tizi: removed {orphan.name} on {orphan.host}, left by a failed or interrupted update",
                 file=sys.stderr,
             )
     return removed

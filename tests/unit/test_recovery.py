@@ -56,3 +56,17 @@ def test_only_locks_of_dead_processes_on_this_host_are_cleared(tmp_path):
     assert clear_stale_locks(f"file://{tmp_path}", "tizi", "local") == [dead]
     assert not dead.exists() and alive.exists() and elsewhere.exists()
     assert clear_stale_locks("https://api.pulumi.com", "tizi", "local") == []
+
+
+def test_containers_recorded_with_init_errors_are_partial_creates():
+    from components.ops.recovery import partial_creates
+
+    state = {"resources": [
+        {"urn": PROVIDER_URN, "inputs": {"host": "ssh://tizi-edge"}},
+        {"type": "docker:index/container:Container", "initErrors": ["container never became healthy"],
+         "outputs": {"name": "tizi-x-9"}, "provider": f"{PROVIDER_URN}::abc-123"},
+        {"type": "docker:index/container:Container", "outputs": {"name": "tizi-x-ok"},
+         "provider": f"{PROVIDER_URN}::abc-123"},
+        {"type": "docker:index/volume:Volume", "initErrors": ["x"], "outputs": {"name": "v"}},
+    ]}  # fmt: skip
+    assert partial_creates(state) == [Orphan("ssh://tizi-edge", "tizi-x-9")]
