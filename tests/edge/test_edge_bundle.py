@@ -22,6 +22,8 @@ from click.testing import CliRunner
 from components.cli.bundle import bundle
 from components.ops import bundle as core
 from components.ops.bundle import BundleError, load_bundle, verify_bundle
+from components.ops.bundle import docker as bundle_docker
+from components.ops.bundle import load as bundle_load
 from tests.conftest import require
 from tests.edge.conftest import ENGINES, docker, start_service
 from tests.unit.test_bundle_hostile import KEYS, PUBLIC, bundle_bytes, manifest_for
@@ -148,13 +150,13 @@ def test_the_engine_gets_the_verified_bytes_when_the_file_is_replaced(
     manifest = core.create_bundle([bundle_ref], out, KEYS.secret_key, {}, None, ENGINES["default"])
     evil = tmp_path / "evil.tar"
     evil.write_bytes(bundle_bytes(manifest_for(images=manifest["images"])))
-    real_load = core._docker_load
+    real_load = bundle_docker._docker_load
 
     def replace_then_load(spooled: Any, docker_host: str | None) -> None:
         os.replace(evil, out)
         real_load(spooled, docker_host)
 
-    monkeypatch.setattr(core, "_docker_load", replace_then_load)
+    monkeypatch.setattr(bundle_load, "_docker_load", replace_then_load)
     assert load_bundle(out, PUBLIC, ENGINES["edge"]) == [bundle_ref]
     assert not evil.exists() and out.stat().st_size < 1 << 20  # the file now is the small, evil one
     edge_id = docker("edge", "image", "inspect", "-f", "{{.Id}}", bundle_ref).stdout.decode().strip()

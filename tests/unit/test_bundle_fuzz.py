@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.ops import bundle as core
 from components.ops.bundle import BundleError, load_bundle, verify_bundle
+from components.ops.bundle import load as bundle_load
 from tests.unit.test_bundle_hostile import (
     IMAGE_BYTES,
     IMAGE_ID,
@@ -263,9 +263,9 @@ def test_load_feeds_docker_the_verified_image_or_nothing(data: bytes) -> None:
 
     with (
         tempfile.TemporaryDirectory() as d,
-        mock.patch.object(core, "_docker_cli", return_value="docker"),
-        mock.patch.object(core, "_docker_load", docker_load),
-        mock.patch.object(core, "image_id", return_value=IMAGE_ID),
+        mock.patch.object(bundle_load, "_docker_cli", return_value="docker"),
+        mock.patch.object(bundle_load, "_docker_load", docker_load),
+        mock.patch.object(bundle_load, "image_id", return_value=IMAGE_ID),
     ):
         path = Path(d) / "fuzz.tar"
         path.write_bytes(data)

@@ -36,6 +36,10 @@ from minisign import KeyPair  # type: ignore[import-untyped]
 from components.cli import main
 from components.ops import bundle as core
 from components.ops.bundle import MAX_MANIFEST, MAX_PARTS, BundleError, load_bundle, verify_bundle
+from components.ops.bundle import docker as bundle_docker
+from components.ops.bundle import load as bundle_load
+from components.ops.bundle import spool as bundle_spool
+from components.ops.bundle import verify as bundle_verify
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_REF = "tizi/inference-service:0.1.0"
@@ -1106,7 +1110,7 @@ def test_load_refuses_before_copying_when_tmpdir_is_too_small(
             st = real(path)
             self.f_frsize, self.f_bavail = st.f_frsize, 1
 
-    monkeypatch.setattr(core.os, "statvfs", Tiny)
+    monkeypatch.setattr(bundle_spool.os, "statvfs", Tiny)
     assert_one_line_refusal(
         invoke("bundle", "load", str(good)),
         rf"REFUSED: .*tmpdir has \d+ bytes free, the verified copy of image\.tar needs {len(IMAGE_BYTES)}: "
@@ -1130,7 +1134,7 @@ def test_spool_is_private_and_gone_afterwards(
     good: Path, fake_docker: FakeDocker, monkeypatch: pytest.MonkeyPatch, spool_parent: Path, no_leaks: None
 ) -> None:
     seen: dict[str, int] = {}
-    real_load = core._docker_load
+    real_load = bundle_docker._docker_load
 
     def inspecting(spooled: Any, docker_host: str | None) -> None:
         seen["file"] = stat.S_IMODE(os.fstat(spooled.fileno()).st_mode)
@@ -1139,7 +1143,7 @@ def test_spool_is_private_and_gone_afterwards(
         seen["names"] = len(list(directory.iterdir()))  # unnamed (O_TMPFILE) where the kernel allows
         real_load(spooled, docker_host)
 
-    monkeypatch.setattr(core, "_docker_load", inspecting)
+    monkeypatch.setattr(bundle_load, "_docker_load", inspecting)
     assert load_bundle(good, PUBLIC) == [IMAGE_REF]
     assert seen["file"] == 0o600 and seen["dir"] == 0o700 and seen["names"] <= 1
     assert list(spool_parent.iterdir()) == []
@@ -1173,7 +1177,7 @@ def test_a_file_changed_after_verification_is_never_loaded(
 ) -> None:
     """Between the check and `docker load`, the file is swapped (a new inode renamed over it)
     or rewritten in place; docker still gets the bytes that were hashed, from the spool."""
-    real_load = core._docker_load
+    real_load = bundle_docker._docker_load
 
     def swap_then_load(spooled: Any, docker_host: str | None) -> None:
         if how == "replaced":
@@ -1185,7 +1189,7 @@ def test_a_file_changed_after_verification_is_never_loaded(
                 f.write(EVIL)
         real_load(spooled, docker_host)
 
-    monkeypatch.setattr(core, "_docker_load", swap_then_load)
+    monkeypatch.setattr(bundle_load, "_docker_load", swap_then_load)
     assert load_bundle(good, PUBLIC) == [IMAGE_REF]
     assert good.read_bytes()[: len(EVIL)] == EVIL
     assert fake_docker.loaded() == IMAGE_BYTES
@@ -1196,7 +1200,7 @@ def test_a_file_replaced_while_it_is_read_loads_what_was_read(
 ) -> None:
     """Renamed over after the manifest was read: the open descriptor keeps the old file,
     whose bytes are the ones both hashed and loaded."""
-    real_parse = core._parse_manifest
+    real_parse = bundle_verify._parse_manifest
 
     def parse_then_swap(raw: bytes) -> dict[str, Any]:
         manifest = real_parse(raw)
@@ -1205,7 +1209,7 @@ def test_a_file_replaced_while_it_is_read_loads_what_was_read(
         os.replace(evil, good)
         return manifest
 
-    monkeypatch.setattr(core, "_parse_manifest", parse_then_swap)
+    monkeypatch.setattr(bundle_verify, "_parse_manifest", parse_then_swap)
     assert load_bundle(good, PUBLIC) == [IMAGE_REF]
     assert fake_docker.loaded() == IMAGE_BYTES
 
@@ -1215,7 +1219,7 @@ def test_a_file_rewritten_in_place_while_it_is_read_is_refused(
 ) -> None:
     """Rewritten in place after the manifest was read: the same descriptor now sees other
     image bytes, their digest is not the manifest's, and docker is never called."""
-    real_parse = core._parse_manifest
+    real_parse = bundle_verify._parse_manifest
     offset = image_data_offset(VALID)
 
     def parse_then_rewrite(raw: bytes) -> dict[str, Any]:
@@ -1225,7 +1229,7 @@ def test_a_file_rewritten_in_place_while_it_is_read_is_refused(
             f.write(b"X" * 64)
         return manifest
 
-    monkeypatch.setattr(core, "_parse_manifest", parse_then_rewrite)
+    monkeypatch.setattr(bundle_verify, "_parse_manifest", parse_then_rewrite)
     with pytest.raises(BundleError, match=r"image\.tar\.zst: sha256 mismatch"):
         load_bundle(good, PUBLIC)
     assert fake_docker.calls() == []

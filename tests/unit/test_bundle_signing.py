@@ -32,6 +32,7 @@ from minisign import KeyPair, PublicKey, SecretKey  # type: ignore[import-untype
 import tests.unit.test_bundle_hostile as hostile
 from components.ops import bundle as core
 from components.ops.bundle import BundleError, load_bundle, verify_bundle
+from components.ops.bundle import create as bundle_create
 from tests.conftest import require
 from tests.unit.test_bundle_hostile import (
     IMAGE_BYTES,
@@ -612,7 +613,7 @@ def test_an_image_that_changes_during_save_is_refused(
     tmp_path: Path, fake_docker: FakeDocker, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The id recorded is the id before save; a retag during save would sign the wrong id."""
-    monkeypatch.setattr(core, "image_id", lambda ref, docker_host=None: "sha256:" + "0" * 64)
+    monkeypatch.setattr(bundle_create, "image_id", lambda ref, docker_host=None: "sha256:" + "0" * 64)
     assert_one_line_refusal(
         invoke("bundle", "-o", str(tmp_path / "x.tar"), "--model-dir", str(model_dir)),
         r"tizi/inference-service:0\.1\.0 changed while it was saved .*: try again",
