@@ -277,7 +277,7 @@ def start_host_server(
         keys.mkdir(exist_ok=True)
         (keys / "key-0").write_text(key)
         env.update(
-            PYTHONPATH=str(REPO / "service" / "llm"),
+            PYTHONPATH=f"{REPO / 'service' / 'llm'}:{REPO / 'service'}",
             TIZI_MODEL_DIR=str(model_dir),
             TIZI_MODEL_FILE=MODEL_FILE,
             TIZI_MODEL_SHA256=model_sha256(),

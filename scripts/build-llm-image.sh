@@ -197,6 +197,9 @@ stage_context() {
   mkdir -p "$ctx"
   cp "$SRC/Dockerfile" "$REQS" "$ctx/"
   (cd "$SRC" && find tizi_llm -name '*.py' -print0 | xargs -0 cp --parents -t "$ctx")
+  # the keys module is the reference service's own: one set of rules for every payload
+  mkdir -p "$ctx/tizi_service"
+  cp "$ROOT/service/tizi_service/__init__.py" "$ROOT/service/tizi_service/keys.py" "$ctx/tizi_service/"
   pip_ download -q --no-index --find-links "$WHEELS" --no-deps --only-binary=:all: \
     -r "$REQS" -d "$ctx/wheels" >&2 || die "the wheel cache is incomplete: run $0 --wheels"
   echo "$ctx"

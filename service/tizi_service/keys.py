@@ -8,6 +8,9 @@ digests of keys are kept in memory, and the file name serves as the key's id in 
 Managed platforms that cannot mount files (Koyeb) inject a platform secret as the
 environment variable ``TIZI_API_KEYS`` (comma-separated); those keys are valid too and
 are logged as ``env-<n>``. Docker and Kubernetes targets never use it.
+
+The LLM image (service/llm) runs this very module: scripts/build-llm-image.sh copies it in,
+so both payloads accept keys by one set of rules.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hmac
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_KEYS_DIR = "/run/secrets/tizi"
@@ -41,10 +45,14 @@ class KeyStore:
         directory: str | os.PathLike[str],
         recheck: float = 1.0,
         environ: dict[str, str] | None = None,
+        on_reload: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self._env_keys = _env_keys(environ)
         self.recheck = recheck
+        #: told the key ids whenever a rescan finds a different key set (never the keys)
+        self.on_reload = on_reload
+        self._loaded = False
         self._lock = threading.Lock()
         self._signature: tuple | None = None
         self._keys: dict[bytes, str] = {}  # digest -> key id (file name)
@@ -92,9 +100,18 @@ class KeyStore:
                 return
             self._checked = now
             sig = self._scan_signature()
-            if force or sig != self._signature:
-                self._keys = self._load()
-                self._signature = sig
+            if not force and sig == self._signature:
+                return
+            keys = self._load()
+            changed = self._loaded and keys != self._keys
+            self._keys, self._signature, self._loaded = keys, sig, True
+        if changed and self.on_reload is not None:
+            self.on_reload(sorted(keys.values()))
+
+    def ids(self) -> list[str]:
+        """The ids (file names) of the valid keys."""
+        self.refresh()
+        return sorted(self._keys.values())
 
     def count(self) -> int:
         self.refresh()

@@ -85,3 +85,16 @@ def test_keys_from_the_platform_environment_are_valid_too(tmp_path):
     assert store.check("koyeb-key-bbbbbbbbbbbb") == "env-1"
     assert store.check("koyeb-key-cccccccccccc") is None
     assert store.count() == 2
+
+
+def test_a_changed_key_set_is_reported_by_id_never_by_value(tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+    (tmp_path / "key-0").write_text("first-key-value")
+    store = KeyStore(tmp_path, recheck=0, on_reload=seen.append)
+    assert store.ids() == ["key-0"]
+    assert seen == [], "the first load is not a change"
+    (tmp_path / "key-1").write_text("second-key-value")
+    assert store.check("second-key-value") == "key-1"
+    assert seen == [["key-0", "key-1"]]
+    store.refresh()
+    assert seen == [["key-0", "key-1"]], "an unchanged directory reports nothing"

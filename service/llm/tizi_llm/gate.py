@@ -35,8 +35,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from tizi_service.keys import KeyStore
+
 from tizi_llm.jsonlog import log
-from tizi_llm.keys import KeyStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -252,10 +252,10 @@ def main() -> int:
     # only now the heavier imports (uvicorn, later numpy and llama_cpp): nothing they might
     # print can precede the single model_rejected line
     import uvicorn
+    from tizi_service.keys import KeyStore
 
     from tizi_llm.gate import Gate
     from tizi_llm.jsonlog import configure_logging
-    from tizi_llm.keys import KeyStore
 
     configure_logging()
     log(
