@@ -9,6 +9,7 @@ themselves as parent, so each kind keeps its own type token and URNs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -145,8 +146,18 @@ class ClusterService(pulumi.ComponentResource):
         )
 
 
-def cluster_provider(target: Target) -> pulumi.ResourceOptions:
-    """Options carrying the provider for the target's kubeconfig context (made by the program's
-    deploy step, never by the component)."""
+def deploy_cluster_service(
+    component: Callable[[str, ClusterServiceArgs, pulumi.ResourceOptions], ClusterService],
+    placement: TargetPlacement,
+    spec: ServiceSpec,
+    api_keys: pulumi.Input[str],
+) -> ClusterService:
+    """One cluster target's component, with a provider for its kubeconfig context (made here,
+    in the deploy step, never by the component)."""
+    target = placement.target
     provider = k8s.Provider(f"{target.name}-cluster", context=target.context or None)
-    return pulumi.ResourceOptions(providers={"kubernetes": provider})
+    return component(
+        target.name,
+        ClusterServiceArgs(spec=spec, placement=placement, api_keys=api_keys),
+        pulumi.ResourceOptions(providers={"kubernetes": provider}),
+    )

@@ -11,7 +11,7 @@ import pulumi
 
 from components.placement import TargetPlacement
 from components.spec.service import ServiceSpec
-from components.targets.cluster import ClusterService, ClusterServiceArgs, cluster_provider
+from components.targets.cluster import ClusterService, ClusterServiceArgs, deploy_cluster_service
 
 #: the type token this component had while it shared the Kubernetes component's class
 _FORMER_TYPE = "tizi:kubernetes:KnativeService"
@@ -31,10 +31,6 @@ class KnativeService(ClusterService):
 
 def deploy(
     placement: TargetPlacement, spec: ServiceSpec, api_keys: pulumi.Input[str], key_count: int
-) -> KnativeService:
-    """The component for one Knative target, with a provider for its kubeconfig context."""
-    return KnativeService(
-        placement.target.name,
-        ClusterServiceArgs(spec=spec, placement=placement, api_keys=api_keys),
-        opts=cluster_provider(placement.target),
-    )
+) -> ClusterService:
+    """The component for one Knative target."""
+    return deploy_cluster_service(KnativeService, placement, spec, api_keys)

@@ -7,7 +7,7 @@ import pulumi
 
 from components.placement import TargetPlacement
 from components.spec.service import ServiceSpec
-from components.targets.cluster import ClusterService, ClusterServiceArgs, cluster_provider
+from components.targets.cluster import ClusterService, ClusterServiceArgs, deploy_cluster_service
 
 KubernetesServiceArgs = ClusterServiceArgs
 
@@ -21,10 +21,6 @@ class KubernetesService(ClusterService):
 
 def deploy(
     placement: TargetPlacement, spec: ServiceSpec, api_keys: pulumi.Input[str], key_count: int
-) -> KubernetesService:
-    """The component for one Kubernetes target, with a provider for its kubeconfig context."""
-    return KubernetesService(
-        placement.target.name,
-        ClusterServiceArgs(spec=spec, placement=placement, api_keys=api_keys),
-        opts=cluster_provider(placement.target),
-    )
+) -> ClusterService:
+    """The component for one Kubernetes target."""
+    return deploy_cluster_service(KubernetesService, placement, spec, api_keys)
