@@ -49,9 +49,6 @@ from components.spec.secrets import looks_like_secret
 
 SERVICE_UID = 10001
 SECRETS_DIR = "/run/secrets/tizi"
-#: Model files that outlive the container (an offline bundle can carry newer weights);
-#: the service prefers a model found here over the one baked into the image.
-MODEL_CACHE_DIR = MODEL_DIR
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -337,7 +334,7 @@ def plan_edge_container(
         "PORT": str(host_port),
         "TIZI_HOST": "0.0.0.0" if expose else "127.0.0.1",
         "TIZI_API_KEYS_DIR": SECRETS_DIR,
-        "TIZI_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+        "TIZI_MODEL_DIR": MODEL_DIR,
         "TIZI_DRAIN_SECONDS": str(drain_seconds),
     }
     n_cpus = max(1, math.ceil(cpus))
@@ -354,7 +351,7 @@ def plan_edge_container(
         secrets_volume=secrets_volume or f"{name}-secrets",
         secrets_dir=SECRETS_DIR,
         model_volume=f"{name}-models",
-        model_cache_dir=MODEL_CACHE_DIR,
+        model_cache_dir=MODEL_DIR,
         model_image=model_image,
         secret_files={s: f"{SECRETS_DIR}/{s}" for s in secret_names},
         env=service_env,

@@ -290,11 +290,6 @@ EDGE = KindProfile(
 KINDS: Mapping[TargetKind, KindProfile] = {p.kind: p for p in (KUBERNETES, KNATIVE, KOYEB, EDGE)}
 
 
-def profile(kind: TargetKind) -> KindProfile:
-    """The profile of ``kind``; every ``TargetKind`` has one (a unit test holds the table to it)."""
-    return KINDS[kind]
-
-
 def kinds_with(capability: str) -> tuple[TargetKind, ...]:
     """Kinds whose profile has ``capability`` set (``scale_to_zero``, ``gpu``, ``chart``…)."""
     return tuple(p.kind for p in KINDS.values() if getattr(p, capability))

@@ -16,8 +16,6 @@ from components.targets.cluster import ClusterService, ClusterServiceArgs, deplo
 #: the type token this component had while it shared the Kubernetes component's class
 _FORMER_TYPE = "tizi:kubernetes:KnativeService"
 
-KnativeServiceArgs = ClusterServiceArgs
-
 
 class KnativeService(ClusterService):
     """The inference service as a Knative Service (the provider comes in through opts)."""

@@ -9,8 +9,6 @@ from components.placement import TargetPlacement
 from components.spec.service import ServiceSpec
 from components.targets.cluster import ClusterService, ClusterServiceArgs, deploy_cluster_service
 
-KubernetesServiceArgs = ClusterServiceArgs
-
 
 class KubernetesService(ClusterService):
     """The inference service on a Kubernetes cluster (the provider comes in through opts)."""
