@@ -26,8 +26,10 @@ toolchain:
 engines:
 	scripts/engines.sh start
 
+## The payload's image and the gateway's (Envoy + tizi's supervisor), in front of every payload.
 image: engines
 	scripts/build-image.sh
+	scripts/build-gateway-image.sh
 
 ## The LLM payload: the llama.cpp server image and the SmolLM2 model image (weights apart).
 llm: engines
@@ -37,6 +39,7 @@ llm: engines
 cluster: image llm toolchain
 	scripts/cluster.sh start
 	scripts/cluster.sh import-image tizi/inference-service:0.1.0
+	scripts/cluster.sh import-image tizi/gateway:0.1.0
 	scripts/cluster.sh import-image tizi/llm-server:0.1.0
 	scripts/cluster.sh import-image tizi/model-smollm2:0.1.0
 

@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from components.problems import hidden
+from components.rules.catalogue import TargetKind
 from components.rules.residency import LegalBasis, LegalBasisKind
 from components.spec.parts import (
     CPU_QUANTITY,
     ENV_NAME,
+    GATEWAY_TLS_MODES,
     GPU_TYPES,
     IMAGE_REF,
     LANGUAGES,
@@ -22,6 +24,7 @@ from components.spec.parts import (
     MEMORY_QUANTITY,
     MODEL_SOURCE_SCHEMES,
     SECRET_NAME,
+    Gateway,
     Health,
     Model,
     Quantity,
@@ -265,6 +268,32 @@ def scaling(r: SettingsReader, raw: Mapping[str, Any]) -> Scaling:
         default=defaults.target_concurrency,
     )
     return Scaling(min=low, max=high, target_concurrency=concurrency)
+
+
+def gateway(r: SettingsReader, raw: Mapping[str, Any], targets: tuple[Target, ...]) -> Gateway:
+    """The gateway settings; TLS defaults to the site CA wherever an edge target faces the LAN."""
+    r.unknown("gateway", raw, ("requestsPerMinute", "burst", "tls"))
+    defaults = Gateway()
+    rpm = r.integer(
+        "gateway.requestsPerMinute",
+        raw.get("requestsPerMinute"),
+        1,
+        100_000,
+        default=defaults.requests_per_minute,
+    )
+    burst = r.integer("gateway.burst", raw.get("burst"), 1, 100_000, default=min(defaults.burst, rpm))
+    exposed = [
+        i for i, t in enumerate(targets) if t.kind is TargetKind.EDGE and t.bind_address != "127.0.0.1"
+    ]
+    tls = r.choice("gateway.tls", raw.get("tls"), GATEWAY_TLS_MODES, default="site-ca" if exposed else "off")
+    if tls == "off" and exposed:
+        r.fail(
+            "gateway.tls",
+            "off",
+            f"plain HTTP is allowed only on loopback; targets[{exposed[0]}] binds "
+            f"{targets[exposed[0]].bind_address} (use site-ca, or bindAddress: 127.0.0.1)",
+        )
+    return Gateway(requests_per_minute=rpm, burst=burst, tls=tls)
 
 
 def scale_to_zero(r: SettingsReader, scaling: Scaling, targets: tuple[Target, ...]) -> None:

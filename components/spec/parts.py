@@ -42,6 +42,7 @@ TOP_LEVEL_KEYS = (
     "model",
     "resources",
     "scaling",
+    "gateway",
     "targets",
     *SECRET_KEYS,
 )
@@ -107,6 +108,23 @@ class Scaling:
     min: int = 1
     max: int = 3
     target_concurrency: int = 10
+
+
+#: how the gateway may encrypt: not at all (loopback-bound sites only), or with the site's own CA
+GATEWAY_TLS_MODES = ("off", "site-ca")
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The gateway in front of the payload on every target: per-key limits and TLS.
+
+    ``requests_per_minute`` is each key's sustained rate, ``burst`` how many requests a key
+    may send at once after an idle spell (the token bucket's size).
+    """
+
+    requests_per_minute: int = 600
+    burst: int = 60
+    tls: str = "off"
 
 
 #: the probes of a stack that names none (the reference server's)

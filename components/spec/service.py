@@ -24,6 +24,7 @@ from components.spec.parts import (
     LANGUAGES,
     MEMORY_QUANTITY,
     TOP_LEVEL_KEYS,
+    Gateway,
     Health,
     Model,
     Quantity,
@@ -63,6 +64,7 @@ class ServiceSpec:
     secret_names: tuple[str, ...] = ("apiKeys",)
     health: Health = DEFAULT_HEALTH
     runtime: Runtime = DEFAULT_RUNTIME
+    gateway: Gateway = field(default_factory=Gateway)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -177,6 +179,7 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
                 f"the stack must serve {code!r} but tizi:model.languages declares only "
                 f"{', '.join(model.languages) or 'none'}",
             )
+    gateway = f.gateway(r, r.section("gateway"), targets)
     f.scale_to_zero(r, scaling, targets)
     f.gpu_targets(r, resources, targets)
 
@@ -201,5 +204,6 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
         secret_names=secret_names,
         health=health,
         runtime=runtime,
+        gateway=gateway,
     )
     return spec, r.problems

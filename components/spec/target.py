@@ -23,6 +23,8 @@ class Target:
     ingress_namespace: str = ""
     host: str = ""
     host_port: int = 0
+    #: where the edge gateway publishes /metrics, on the Docker host's loopback only
+    metrics_port: int = 0
     bind_address: str = "0.0.0.0"
     image_pull: str = "missing"
     instance_type: str = "nano"

@@ -292,6 +292,7 @@ def plan_edge_container(
     labels: Mapping[str, str] | None = None,
     startup_seconds: int = 10,
     model_image: str = "",
+    network: str = "",
 ) -> EdgeContainerPlan:
     """Plan the edge container.
 
@@ -300,6 +301,11 @@ def plan_edge_container(
     healthcheck, which probes readiness so `docker ps` shows "healthy" only when requests
     are served. `expose=False` publishes on 127.0.0.1 only (a local reverse proxy or ssh
     tunnel in front); True binds 0.0.0.0 for sites whose LAN clients call the box directly.
+
+    With ``network`` (the site's private Docker network, behind the gateway) the payload
+    listens on ``port`` inside its own network namespace and publishes nothing: only the
+    gateway reaches it, by container name. Without it, the payload stands alone on the host
+    network (the edge tier's container tests).
     """
     if not NAME.fullmatch(name):
         raise ValueError(f"container name {name!r} must match {NAME.pattern}")
@@ -328,11 +334,13 @@ def plan_edge_container(
     ready_path = paths.get("readiness", "/readyz")
     if not ready_path.startswith("/"):
         raise ValueError(f"health path {ready_path!r} must start with /")
+    listen_port = port if network else host_port
     service_env = {
         **user_env,
-        # host networking: the service itself listens on the site's port and address
-        "PORT": str(host_port),
-        "TIZI_HOST": "0.0.0.0" if expose else "127.0.0.1",
+        # host networking: the service itself listens on the site's port and address;
+        # behind the gateway: on its container port, in its own network namespace
+        "PORT": str(listen_port),
+        "TIZI_HOST": "0.0.0.0" if expose or network else "127.0.0.1",
         "TIZI_API_KEYS_DIR": SECRETS_DIR,
         "TIZI_MODEL_DIR": MODEL_DIR,
         "TIZI_DRAIN_SECONDS": str(drain_seconds),
@@ -344,7 +352,7 @@ def plan_edge_container(
         port=port,
         host_port=host_port,
         host_ip="0.0.0.0" if expose else "127.0.0.1",
-        network_mode="host",
+        network_mode=network or "host",
         user=f"{SERVICE_UID}:{SERVICE_UID}",
         read_only=True,
         tmpfs={"/tmp": "rw,noexec,nosuid,nodev,size=16m"},
@@ -357,7 +365,7 @@ def plan_edge_container(
         env=service_env,
         # failures while the model loads do not count (the runtime's load budget)
         healthcheck=Healthcheck(
-            test=("CMD-SHELL", _health_command(host_port, ready_path)), start_period_s=startup_seconds
+            test=("CMD-SHELL", _health_command(listen_port, ready_path)), start_period_s=startup_seconds
         ),
         restart="always",
         log_driver="json-file",

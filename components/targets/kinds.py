@@ -170,6 +170,12 @@ def _read_koyeb(
 def _read_edge(
     r: SettingsReader, key: str, item: Mapping[str, Any], stack: StackContext, name: str
 ) -> Target:
+    host_port = r.integer(f"{key}.hostPort", item.get("hostPort"), 1024, 65535, default=8080)
+    metrics_port = r.integer(
+        f"{key}.metricsPort", item.get("metricsPort"), 1024, 65535, default=min(host_port + 1, 65535)
+    )
+    if metrics_port == host_port:
+        r.fail(f"{key}.metricsPort", metrics_port, f"must differ from {key}.hostPort ({host_port})")
     return Target(
         kind=TargetKind.EDGE,
         name=name,
@@ -180,7 +186,8 @@ def _read_edge(
             DOCKER_HOST,
             "must be a Docker host URL: unix:///path, tcp://host:port or ssh://[user@]host[:port]",
         ),
-        host_port=r.integer(f"{key}.hostPort", item.get("hostPort"), 1024, 65535, default=8080),
+        host_port=host_port,
+        metrics_port=metrics_port,
         bind_address=r.choice(
             f"{key}.bindAddress", item.get("bindAddress"), BIND_ADDRESSES, default="0.0.0.0"
         ),
@@ -273,7 +280,7 @@ KOYEB = KindProfile(
 )
 EDGE = KindProfile(
     kind=TargetKind.EDGE,
-    keys=("kind", "name", "site", "host", "hostPort", "bindAddress", "imagePull"),
+    keys=("kind", "name", "site", "host", "hostPort", "metricsPort", "bindAddress", "imagePull"),
     read=_read_edge,
     region_key="site",
     scale_to_zero=False,

@@ -79,7 +79,7 @@ func TestCheckRequired(t *testing.T) {
 	if got := failureProps(check(tokRemoteImage, map[string]any{})); !reflect.DeepEqual(got, []string{"name"}) {
 		t.Errorf("RemoteImage failures %v", got)
 	}
-	if r := check("docker:index/network:Network", map[string]any{}); len(r.failures) != 1 {
+	if r := check("docker:index/service:Service", map[string]any{}); len(r.failures) != 1 {
 		t.Errorf("unknown type not reported")
 	}
 	r = check(tokContainer, map[string]any{"image": "i", "uploads": []any{map[string]any{"file": "/a", "content": "x", "contentBase64": "eA=="}}})
@@ -88,11 +88,11 @@ func TestCheckRequired(t *testing.T) {
 	}
 }
 
-// pulumi-docker 4.0.0 calls prov.SetAutonaming(255, "-"): Container and Volume get
+// pulumi-docker 4.0.0 calls prov.SetAutonaming(255, "-"): Container, Volume and Network get
 // "<resource name>-<7 hex>" when the program gives no name; RemoteImage (a `name` field
 // override) does not.
 func TestCheckAutonaming(t *testing.T) {
-	for _, typ := range []string{tokContainer, tokVolume} {
+	for _, typ := range []string{tokContainer, tokVolume, tokNetwork} {
 		r := check(typ, map[string]any{"image": "i"})
 		name := r.inputs["name"].StringValue()
 		if !regexp.MustCompile(`^site-container-[0-9a-f]{7}$`).MatchString(name) {
@@ -307,6 +307,54 @@ func TestDiffVolume(t *testing.T) {
 	d = diffResource(tokVolume, state, news, nil)
 	if !reflect.DeepEqual(d.replaces, []string{"driverOpts", "name"}) || d.deleteBeforeReplace {
 		t.Errorf("autonamed volume replacement should create first: %+v", d)
+	}
+}
+
+// Network: Check fills ipam_driver's Default; every input is ForceNew; Optional+Computed
+// driver/options/internal/ipamConfigs absent from the program keep the read state; a
+// replacement deletes first only when the program gave the name (no DeleteBeforeReplace in
+// pulumi-docker's resources.go for docker_network).
+func TestDiffNetwork(t *testing.T) {
+	state := props(map[string]any{"name": "tizi-net", "driver": "bridge", "internal": false, "attachable": false,
+		"ingress": false, "ipv6": false, "ipamDriver": "default", "scope": "local", "options": map[string]any{},
+		"ipamConfigs": []any{map[string]any{"subnet": "172.18.0.0/16", "gateway": "172.18.0.1"}},
+		"labels":      []any{map[string]any{"label": "b", "value": "2"}, map[string]any{"label": "a", "value": "1"}}})
+	net := func(m map[string]any) resource.PropertyMap {
+		return checkResource(tokNetwork, testURN, []byte("seed"), nil, props(m)).inputs
+	}
+	program := func() map[string]any {
+		return map[string]any{"name": "tizi-net", "labels": []any{map[string]any{"label": "a", "value": "1"},
+			map[string]any{"label": "b", "value": "2"}}}
+	}
+	news := net(program())
+	if news["ipamDriver"].StringValue() != "default" || !defaulted(news, "ipamDriver") || defaulted(news, "name") {
+		t.Errorf("network check: %v", news)
+	}
+	if d := diffResource(tokNetwork, state, news, nil); len(d.changed) != 0 {
+		t.Errorf("inputs equal to the read state differ: %+v", d)
+	}
+	for k, v := range map[string]any{
+		"driver": "overlay", "internal": true, "attachable": true, "ipv6": true, "ingress": true,
+		"options": map[string]any{"com.docker.network.bridge.name": "br-x"}, "ipamDriver": "other",
+		"checkDuplicate": true, "labels": []any{map[string]any{"label": "a", "value": "9"}},
+		// a subnet without its gateway differs from the set element Read stores (TF set hashing)
+		"ipamConfigs": []any{map[string]any{"subnet": "172.18.0.0/16"}},
+	} {
+		in := program()
+		in[k] = v
+		d := diffResource(tokNetwork, state, net(in), nil)
+		if !reflect.DeepEqual(d.replaces, []string{k}) || !d.deleteBeforeReplace {
+			t.Errorf("%s should replace, deleting first (name given): %+v", k, d)
+		}
+	}
+	in := program()
+	delete(in, "name")
+	in["driver"] = "macvlan"
+	news = net(in)
+	state["name"] = news["name"]
+	d := diffResource(tokNetwork, state, news, nil)
+	if !reflect.DeepEqual(d.replaces, []string{"driver"}) || d.deleteBeforeReplace {
+		t.Errorf("autonamed network replacement should create first: %+v", d)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/strslice"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
@@ -742,6 +743,110 @@ func deleteVolume(ctx context.Context, cli *client.Client, name string) error {
 		if err := cli.VolumeRemove(ctx, name, true); err != nil {
 			if ignorable(err, "volume is in use") {
 				return "in_use", nil
+			}
+			return "", err
+		}
+		return "removed", nil
+	}
+	return w.run(ctx)
+}
+
+// networkCreateOptions renders a network spec as resourceDockerNetworkCreate does: driver,
+// options, labels only when given (Docker picks "bridge"); internal, attachable, ingress and
+// EnableIPv6 always sent (the v20.10 client upstream uses has plain bools); IPAM always, since
+// ipam_driver defaults to "default". check_duplicate has no field left in this client: it asks
+// daemons older than API 1.44 to check, and newer daemons always do.
+func networkCreateOptions(s spec) network.CreateOptions {
+	ipv6 := s.boolean("ipv6", false)
+	opts := network.CreateOptions{
+		Driver:     s.str("driver"),
+		Internal:   s.boolean("internal", false),
+		Attachable: s.boolean("attachable", false),
+		Ingress:    s.boolean("ingress", false),
+		EnableIPv6: &ipv6,
+		IPAM:       &network.IPAM{Driver: s.str("ipamDriver")},
+	}
+	if l := s.labels(); len(l) > 0 {
+		opts.Labels = l
+	}
+	if o := s.strMap("options"); len(o) > 0 {
+		opts.Options = o
+	}
+	for _, c := range s.objs("ipamConfigs") {
+		aux := c.strMap("auxAddress")
+		if aux == nil {
+			aux = map[string]string{}
+		}
+		opts.IPAM.Config = append(opts.IPAM.Config, network.IPAMConfig{
+			Subnet: c.str("subnet"), IPRange: c.str("ipRange"), Gateway: c.str("gateway"), AuxAddress: aux,
+		})
+	}
+	return opts
+}
+
+// createNetwork mirrors resourceDockerNetworkCreate: NetworkCreate, then Read.
+func createNetwork(ctx context.Context, cli *client.Client, s spec) (string, resource.PropertyMap, error) {
+	created, err := cli.NetworkCreate(ctx, s.str("name"), networkCreateOptions(s))
+	if err != nil {
+		return "", nil, fmt.Errorf("Unable to create network: %s", err)
+	}
+	return readNetwork(ctx, cli, created.ID, s)
+}
+
+// networkReadWait and networkDeleteWait hold the timings of resource_docker_network_funcs.go
+// (networkReadRefresh*, networkRemoveRefresh*: delay 2 s, then every 5 s, up to 30 s).
+var (
+	networkReadWait   = stateWait{delay: 2 * time.Second, minTimeout: 5 * time.Second, timeout: 30 * time.Second}
+	networkDeleteWait = stateWait{delay: 2 * time.Second, minTimeout: 5 * time.Second, timeout: 30 * time.Second}
+)
+
+// readNetwork mirrors resourceDockerNetworkRead / resourceDockerNetworkReadRefreshFunc: after
+// the delay, inspect; a missing network is gone (empty ID, no error); an "overlay" scope without
+// options is still pending; otherwise the state takes what networkReadback reads.
+func readNetwork(ctx context.Context, cli *client.Client, id string, s spec) (string, resource.PropertyMap, error) {
+	var info network.Inspect
+	gone := false
+	w := networkReadWait
+	w.pending, w.target = "pending", "all_fields"
+	w.refresh = func() (string, error) {
+		n, err := cli.NetworkInspect(ctx, id, network.InspectOptions{})
+		switch {
+		case cerrdefs.IsNotFound(err):
+			gone = true
+			return "all_fields", nil // upstream's other target, "removed"
+		case err != nil:
+			return "", fmt.Errorf("Unable to inspect network %s: %s", id, err)
+		case n.Scope == "overlay" && len(n.Options) == 0:
+			return "pending", nil
+		}
+		info = n
+		return "all_fields", nil
+	}
+	if err := w.run(ctx); err != nil {
+		return id, nil, err
+	}
+	if gone {
+		return "", nil, nil
+	}
+	outs := resource.NewPropertyMapFromMap(map[string]any(s))
+	return info.ID, mergeInto(outs, networkReadback(info)), nil
+}
+
+// deleteNetwork mirrors resourceDockerNetworkDelete / resourceDockerNetworkRemoveRefreshFunc:
+// a missing network is removed; NetworkRemove failing with "has active endpoints" (containers
+// still attached) is tried again; any other error fails.
+func deleteNetwork(ctx context.Context, cli *client.Client, id string) error {
+	w := networkDeleteWait
+	w.pending, w.target = "pending", "removed"
+	w.refresh = func() (string, error) {
+		if _, err := cli.NetworkInspect(ctx, id, network.InspectOptions{}); cerrdefs.IsNotFound(err) {
+			return "removed", nil
+		} else if err != nil {
+			return "", fmt.Errorf("Unable to inspect network %s: %s", id, err)
+		}
+		if err := cli.NetworkRemove(ctx, id); err != nil {
+			if ignorable(err, "has active endpoints") {
+				return "pending", nil
 			}
 			return "", err
 		}

@@ -186,6 +186,43 @@ func TestVolumeAndImageReadback(t *testing.T) {
 	}
 }
 
+// resourceDockerNetworkCreate: driver, options, labels only when given; the bools and IPAM
+// (ipam_driver's Default) always; ipamConfigs with an aux address map each.
+func TestNetworkCreateOptions(t *testing.T) {
+	s := plain(checkResource(tokNetwork, testURN, []byte("seed"), nil, props(map[string]any{"name": "n"})).inputs)
+	o := networkCreateOptions(s)
+	if o.Driver != "" || o.Options != nil || o.Labels != nil || o.Internal || o.Attachable ||
+		o.EnableIPv6 == nil || *o.EnableIPv6 || o.IPAM == nil || o.IPAM.Driver != "default" || len(o.IPAM.Config) != 0 {
+		t.Errorf("defaults: %+v", o)
+	}
+	o = networkCreateOptions(spec{"name": "n", "driver": "bridge", "internal": true, "attachable": true, "ipv6": true,
+		"ipamDriver": "default", "options": map[string]any{"com.docker.network.bridge.name": "br-n"},
+		"labels":      []any{map[string]any{"label": "tizi.site", "value": "s1"}},
+		"ipamConfigs": []any{map[string]any{"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}}})
+	if o.Driver != "bridge" || !o.Internal || !o.Attachable || !*o.EnableIPv6 || o.Labels["tizi.site"] != "s1" ||
+		o.Options["com.docker.network.bridge.name"] != "br-n" || len(o.IPAM.Config) != 1 ||
+		o.IPAM.Config[0].Subnet != "10.9.0.0/24" || o.IPAM.Config[0].Gateway != "10.9.0.1" || o.IPAM.Config[0].AuxAddress == nil {
+		t.Errorf("given values: %+v", o)
+	}
+}
+
+// resourceDockerNetworkReadRefreshFunc: what Read sets from NetworkInspect.
+func TestNetworkReadback(t *testing.T) {
+	rb := networkReadback(network.Inspect{Name: "tizi-net", ID: "nid", Driver: "bridge", Scope: "local", Internal: true,
+		Labels:  map[string]string{"b": "2", "a": "1"},
+		Options: map[string]string{"com.docker.network.bridge.name": "br-x"},
+		IPAM:    network.IPAM{Driver: "default", Config: []network.IPAMConfig{{Subnet: "172.18.0.0/16", Gateway: "172.18.0.1"}}}})
+	want := map[string]any{
+		"name": "tizi-net", "driver": "bridge", "scope": "local", "internal": true, "attachable": false, "ingress": false,
+		"ipv6": false, "ipamDriver": "default", "options": map[string]any{"com.docker.network.bridge.name": "br-x"},
+		"labels":      []any{map[string]any{"label": "a", "value": "1"}, map[string]any{"label": "b", "value": "2"}},
+		"ipamConfigs": []any{map[string]any{"subnet": "172.18.0.0/16", "gateway": "172.18.0.1"}},
+	}
+	if got := rb.Mappable(); !reflect.DeepEqual(got, want) {
+		t.Errorf("network readback\n got %v\nwant %v", got, want)
+	}
+}
+
 // resourceDockerContainerRead with must_run: the refresh function and the check after it.
 func TestMustRunVerdicts(t *testing.T) {
 	created := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -237,6 +274,11 @@ func TestStateWait(t *testing.T) {
 	}
 	if volumeDeleteWait.delay != 2*time.Second || volumeDeleteWait.minTimeout != 5*time.Second || volumeDeleteWait.timeout != 30*time.Second {
 		t.Errorf("volume delete timings %+v", volumeDeleteWait)
+	}
+	for _, w := range []stateWait{networkReadWait, networkDeleteWait} {
+		if w.delay != 2*time.Second || w.minTimeout != 5*time.Second || w.timeout != 30*time.Second {
+			t.Errorf("network read/delete timings %+v", w)
+		}
 	}
 }
 

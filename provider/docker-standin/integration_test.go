@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -114,6 +116,12 @@ func (h *harness) cleanup() {
 			}
 		}
 	}
+	nets, _ := h.cli.NetworkList(ctx, network.ListOptions{})
+	for _, n := range nets {
+		if strings.HasPrefix(n.Name, h.tag) {
+			h.cli.NetworkRemove(ctx, n.ID)
+		}
+	}
 	vols, _ := h.cli.VolumeList(ctx, volumeListAll())
 	for _, v := range vols.Volumes {
 		if strings.HasPrefix(v.Name, h.tag) {
@@ -156,6 +164,18 @@ func (h *harness) delete(typ, name, id string, state resource.PropertyMap) error
 	st, _ := marshal(state)
 	_, err := h.p.Delete(h.ctx, &pulumirpc.DeleteRequest{Urn: urnOf(typ, name), Type: typ, Id: id, Properties: st})
 	return err
+}
+
+// diff runs Check on the program's inputs, then Diff against the state, as the engine does.
+func (h *harness) diff(typ, name, id string, state resource.PropertyMap, inputs map[string]any) *pulumirpc.DiffResponse {
+	h.t.Helper()
+	olds, _ := marshal(state)
+	news, _ := marshal(checkResource(typ, urnOf(typ, name), []byte(name), nil, props(inputs)).inputs)
+	resp, err := h.p.Diff(h.ctx, &pulumirpc.DiffRequest{Urn: urnOf(typ, name), Type: typ, Id: id, Olds: olds, News: news})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp
 }
 
 // initFailed returns the ErrorResourceInitFailed detail of a partial create, or nil.
@@ -559,6 +579,93 @@ func TestDockerTiziEdgeArgsStable(t *testing.T) {
 		t.Errorf("second up would change %v (%v)", d.GetDiffs(), d.GetDetailedDiff())
 	}
 	if err := h.delete(tokContainer, "svc", id, outs); err != nil {
+		t.Error(err)
+	}
+}
+
+// Network: create (Read after upstream's 2 s delay), a container on it by networkMode, no diff
+// for either on a second up, networkDatas with the container's address on the network; delete
+// retried while the container is still attached; a missing network reads as gone and deletes
+// without error; a second network of the same name is refused.
+func TestDockerNetwork(t *testing.T) {
+	h := dockerHarness(t)
+	netName := h.tag + "-net"
+	netInputs := map[string]any{"name": netName, "labels": []any{map[string]any{"label": "tizi.site", "value": "s1"}}}
+	start := time.Now()
+	netID, netOuts, err := h.create(tokNetwork, "net", netInputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Errorf("Read's 2 s delay missing: %s", took)
+	}
+	ipam := netOuts["ipamConfigs"].ArrayValue()
+	if netOuts["name"].StringValue() != netName || netOuts["driver"].StringValue() != "bridge" ||
+		netOuts["scope"].StringValue() != "local" || netOuts["ipamDriver"].StringValue() != "default" || len(ipam) == 0 ||
+		netOuts["labels"].ArrayValue()[0].ObjectValue()["value"].StringValue() != "s1" {
+		t.Fatalf("network outputs %v", netOuts)
+	}
+	_, subnet, err := net.ParseCIDR(ipam[0].ObjectValue()["subnet"].StringValue())
+	if err != nil {
+		t.Fatalf("ipamConfigs %v: %v", ipam, err)
+	}
+	if d := h.diff(tokNetwork, "net", netID, netOuts, netInputs); d.GetChanges() != pulumirpc.DiffResponse_DIFF_NONE {
+		t.Errorf("network: second up would change %v", d.GetDiffs())
+	}
+
+	ctrInputs := map[string]any{"name": h.tag + "-svc", "image": testImageID, "networkMode": netName}
+	ctrID, ctrOuts, err := h.create(tokContainer, "svc", ctrInputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	datas := ctrOuts["networkDatas"].ArrayValue()
+	if ctrOuts["networkMode"].StringValue() != netName || len(datas) != 1 ||
+		datas[0].ObjectValue()["networkName"].StringValue() != netName ||
+		!subnet.Contains(net.ParseIP(datas[0].ObjectValue()["ipAddress"].StringValue())) ||
+		ctrOuts["ipAddress"].StringValue() != datas[0].ObjectValue()["ipAddress"].StringValue() {
+		t.Errorf("container on %s (%s): networkMode %v networkDatas %v", netName, subnet, ctrOuts["networkMode"], datas)
+	}
+	if d := h.diff(tokContainer, "svc", ctrID, ctrOuts, ctrInputs); d.GetChanges() != pulumirpc.DiffResponse_DIFF_NONE {
+		t.Errorf("container: second up would change %v", d.GetDiffs())
+	}
+	if rid, routs, err := h.read(tokContainer, "svc", ctrID, ctrOuts); err != nil || rid != ctrID ||
+		!routs["networkDatas"].DeepEquals(ctrOuts["networkDatas"]) {
+		t.Errorf("container read: %q %v %v", rid, routs["networkDatas"], err)
+	}
+
+	// the container leaves after 3 s: the first removal (after the 2 s delay) finds active
+	// endpoints, the next one 5 s later succeeds
+	done := make(chan error, 1)
+	go func() {
+		time.Sleep(3 * time.Second)
+		done <- h.delete(tokContainer, "svc", ctrID, ctrOuts)
+	}()
+	start = time.Now()
+	if err := h.delete(tokNetwork, "net", netID, netOuts); err != nil {
+		t.Fatalf("delete while a container is attached, then free: %v", err)
+	}
+	if took := time.Since(start); took < 7*time.Second {
+		t.Errorf("expected the 2 s delay and a 5 s retry, took %s", took)
+	}
+	if err := <-done; err != nil || h.containerStatus(ctrID) != "gone" {
+		t.Errorf("container delete: %v", err)
+	}
+	if rid, _, err := h.read(tokNetwork, "net", netID, netOuts); rid != "" || err != nil {
+		t.Errorf("read of a removed network: %q %v", rid, err)
+	}
+	if err := h.delete(tokNetwork, "net", netID, netOuts); err != nil {
+		t.Errorf("delete of a removed network: %v", err)
+	}
+
+	dupID, dupOuts, err := h.create(tokNetwork, "dup", map[string]any{"name": netName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.create(tokNetwork, "dup2", map[string]any{"name": netName}); err == nil ||
+		!strings.Contains(err.Error(), "Unable to create network") {
+		t.Errorf("second network named %s: %v", netName, err)
+	}
+	if err := h.delete(tokNetwork, "dup", dupID, dupOuts); err != nil {
 		t.Error(err)
 	}
 }

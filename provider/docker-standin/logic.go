@@ -18,12 +18,14 @@ const (
 	tokContainer   = "docker:index/container:Container"
 	tokVolume      = "docker:index/volume:Volume"
 	tokRemoteImage = "docker:index/remoteImage:RemoteImage"
+	tokNetwork     = "docker:index/network:Network"
 )
 
 // mapValued names properties whose object keys are user data (paths, option names), not
 // property names: their keys are never rewritten.
 var mapValued = map[string]bool{
 	"tmpfs": true, "logOpts": true, "driverOpts": true, "sysctls": true, "storageOpts": true, "triggers": true,
+	"options": true, "auxAddress": true,
 }
 
 // defaultsKey is where the bridge (pulumi-terraform-bridge pkg/tfbridge/schema.go, defaultsKey)
@@ -210,6 +212,9 @@ func checkResource(typ, urn string, seed []byte, olds, news resource.PropertyMap
 		checkContainer(&r)
 	case tokVolume:
 		r.autoname(urn, seed, olds)
+	case tokNetwork:
+		r.autoname(urn, seed, olds)
+		r.def("ipamDriver", resource.NewStringProperty("default")) // resource_docker_network.go Default
 	case tokRemoteImage:
 		r.requireString("RemoteImage", "name")
 	default:
@@ -362,7 +367,8 @@ type diffResult struct {
 //
 // deleteBeforeReplace mirrors the bridge's DiffResponse: true for a replacement of a resource
 // mapped with DeleteBeforeReplace (Container, pulumi-docker v4.0.0 provider/resources.go), or
-// whose autonameable `name` was given by the program (nameRequiresDeleteBeforeReplace: Volume).
+// whose autonameable `name` was given by the program (nameRequiresDeleteBeforeReplace: Volume,
+// Network).
 func diffResource(typ string, olds, news resource.PropertyMap, ignore []string) diffResult {
 	sch := schemaOf(typ)
 	olds, news = normalize(olds), normalize(news)
@@ -403,7 +409,7 @@ func diffResource(typ string, olds, news resource.PropertyMap, ignore []string) 
 		switch typ {
 		case tokContainer:
 			res.deleteBeforeReplace = true
-		case tokVolume:
+		case tokVolume, tokNetwork:
 			_, hasDefaults := news[defaultsKey]
 			res.deleteBeforeReplace = hasDefaults && present(news, "name") && !defaulted(news, "name")
 		}

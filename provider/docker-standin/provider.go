@@ -372,6 +372,11 @@ func (p *dockerProvider) Create(ctx context.Context, req *pulumirpc.CreateReques
 			id, outs, err = createVolume(ctx, cli, s)
 		case tokRemoteImage:
 			id, outs, err = createImage(ctx, cli, s)
+		case tokNetwork:
+			id, outs, err = createNetwork(ctx, cli, s)
+			if err == nil && id == "" { // Read found it gone: the bridge fails the same way
+				err = fmt.Errorf("expected non-nil error with nil state during Create of %s (the network vanished before it was read)", req.GetUrn())
+			}
 		default:
 			return nil, status.Errorf(codes.Unimplemented, "resource type %s is not implemented by the tizi docker stand-in provider", typ)
 		}
@@ -409,6 +414,13 @@ func previewOutputs(typ string, outs resource.PropertyMap) {
 		outs["imageId"] = unknown
 		outs["latest"] = unknown
 		outs["repoDigest"] = unknown
+	case tokNetwork:
+		outs["scope"] = unknown
+		for _, k := range []string{"driver", "options", "internal", "ipamConfigs"} {
+			if !present(outs, k) {
+				outs[resource.PropertyKey(k)] = unknown
+			}
+		}
 	}
 }
 
@@ -436,6 +448,8 @@ func (p *dockerProvider) Read(ctx context.Context, req *pulumirpc.ReadRequest) (
 		id, outs, err = readVolume(ctx, cli, id, s)
 	case tokRemoteImage:
 		id, outs, err = readImage(ctx, cli, id, s)
+	case tokNetwork:
+		id, outs, err = readNetwork(ctx, cli, id, s)
 	default:
 		return nil, status.Errorf(codes.Unimplemented, "resource type %s is not implemented by the tizi docker stand-in provider", typ)
 	}
@@ -517,6 +531,8 @@ func (p *dockerProvider) Delete(ctx context.Context, req *pulumirpc.DeleteReques
 		err = deleteVolume(ctx, cli, req.GetId())
 	case tokRemoteImage:
 		err = deleteImage(ctx, cli, s)
+	case tokNetwork:
+		err = deleteNetwork(ctx, cli, req.GetId())
 	default:
 		err = status.Errorf(codes.Unimplemented, "resource type %s is not implemented by the tizi docker stand-in provider", typ)
 	}

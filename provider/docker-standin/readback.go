@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -202,23 +203,60 @@ func flattenPorts(in nat.PortMap) resource.PropertyValue {
 
 // volumeReadback is what resourceDockerVolumeRead (resource_docker_volume.go) sets.
 func volumeReadback(v volume.Volume) resource.PropertyMap {
-	keys := make([]string, 0, len(v.Labels))
-	for k := range v.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	labels := make([]resource.PropertyValue, 0, len(keys))
-	for _, k := range keys {
-		labels = append(labels, resource.NewObjectProperty(resource.PropertyMap{
-			"label": resource.NewStringProperty(k), "value": resource.NewStringProperty(v.Labels[k]),
-		}))
-	}
 	return resource.PropertyMap{
 		"name":       resource.NewStringProperty(v.Name),
-		"labels":     resource.NewArrayProperty(labels),
+		"labels":     labelSet(v.Labels),
 		"driver":     resource.NewStringProperty(v.Driver),
 		"driverOpts": strMap(v.Options),
 		"mountpoint": resource.NewStringProperty(v.Mountpoint),
+	}
+}
+
+// labelSet mirrors mapToLabelSet (helpers.go): [{label, value}], sorted by label here.
+func labelSet(labels map[string]string) resource.PropertyValue {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]resource.PropertyValue, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, resource.NewObjectProperty(resource.PropertyMap{
+			"label": resource.NewStringProperty(k), "value": resource.NewStringProperty(labels[k]),
+		}))
+	}
+	return resource.NewArrayProperty(out)
+}
+
+// networkReadback is what resourceDockerNetworkReadRefreshFunc (resource_docker_network_funcs.go)
+// sets from NetworkInspect; ipamConfigs as flattenIpamConfigSpec writes them (only the
+// non-empty fields).
+func networkReadback(n network.Inspect) resource.PropertyMap {
+	ipam := make([]resource.PropertyValue, 0, len(n.IPAM.Config))
+	for _, c := range n.IPAM.Config {
+		m := resource.PropertyMap{}
+		for k, v := range map[string]string{"subnet": c.Subnet, "ipRange": c.IPRange, "gateway": c.Gateway} {
+			if v != "" {
+				m[resource.PropertyKey(k)] = resource.NewStringProperty(v)
+			}
+		}
+		if len(c.AuxAddress) > 0 {
+			m["auxAddress"] = strMap(c.AuxAddress)
+		}
+		ipam = append(ipam, resource.NewObjectProperty(m))
+	}
+	return resource.PropertyMap{
+		"name":        resource.NewStringProperty(n.Name),
+		"labels":      labelSet(n.Labels),
+		"driver":      resource.NewStringProperty(n.Driver),
+		"internal":    resource.NewBoolProperty(n.Internal),
+		"attachable":  resource.NewBoolProperty(n.Attachable),
+		"ingress":     resource.NewBoolProperty(n.Ingress),
+		"ipv6":        resource.NewBoolProperty(n.EnableIPv6),
+		"ipamDriver":  resource.NewStringProperty(n.IPAM.Driver),
+		"scope":       resource.NewStringProperty(n.Scope),
+		"options":     strMap(n.Options),
+		"ipamConfigs": resource.NewArrayProperty(ipam),
 	}
 }
 

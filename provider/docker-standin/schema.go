@@ -3,7 +3,7 @@ package main
 // The attribute table of each resource, transcribed by hand from the Terraform schema that
 // pulumi-docker 4.0.0 bridges (kreuzwerker/terraform-provider-docker v2.23.0:
 // internal/provider/resource_docker_container.go, resource_docker_volume.go,
-// resource_docker_image.go), under the Pulumi (camelCase, pluralised) property names of the
+// resource_docker_image.go, resource_docker_network.go), under the Pulumi (camelCase, pluralised) property names of the
 // pulumi_docker 4.0.0 SDK. Only the flags that decide a diff are kept.
 
 // attr is what a diff needs to know about one top-level property.
@@ -134,6 +134,24 @@ var remoteImageSchema = map[string]attr{
 	"triggers":     fn,
 }
 
+// networkSchema: docker_network has no Update function: every input is ForceNew. `name` is
+// Required upstream (autonamed by pulumi-docker); driver, options, internal and ipam_config
+// are Optional+Computed; ipam_driver has the Default "default".
+var networkSchema = map[string]attr{
+	"name":           fn,
+	"labels":         fns,
+	"checkDuplicate": fn,
+	"driver":         fnc,
+	"options":        fnc,
+	"internal":       fnc,
+	"attachable":     fn,
+	"ingress":        fn,
+	"ipv6":           fn,
+	"ipamDriver":     fn,
+	"ipamConfigs":    {forceNew: true, computed: true, set: true},
+	"scope":          out,
+}
+
 func schemaOf(typ string) map[string]attr {
 	switch typ {
 	case tokContainer:
@@ -142,6 +160,8 @@ func schemaOf(typ string) map[string]attr {
 		return volumeSchema
 	case tokRemoteImage:
 		return remoteImageSchema
+	case tokNetwork:
+		return networkSchema
 	}
 	return nil
 }

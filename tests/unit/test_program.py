@@ -25,6 +25,15 @@ K8S_TYPES = [
     "kubernetes:helm.sh/v3:Release",
 ]
 EDGE_TYPES = [
+    # the payload: its image, key and model volumes, key writer and revision container
+    "docker:index/remoteImage:RemoteImage",
+    "docker:index/volume:Volume",
+    "docker:index/volume:Volume",
+    "docker:index/container:Container",
+    "docker:index/container:Container",
+    # the site network, and the gateway: its image, config and state volumes, the gateway
+    # and the publisher of the current configuration
+    "docker:index/network:Network",
     "docker:index/remoteImage:RemoteImage",
     "docker:index/volume:Volume",
     "docker:index/volume:Volume",
@@ -146,8 +155,9 @@ def test_edge_container_is_hardened_and_mounts_the_keys_read_only():
     assert inputs["securityOpts"] == ["no-new-privileges"]
     assert inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}
     assert inputs["memory"] == 512
-    assert inputs["networkMode"] == "host", "the service binds the site port itself (rolls share it)"
-    assert "PORT=18080" in inputs["envs"] and "TIZI_HOST=127.0.0.1" in inputs["envs"]
+    # behind the gateway, on the site's private network: nothing published
+    assert inputs["networkMode"] == "tizi-local-dev-edge-local-net"
+    assert "PORT=8080" in inputs["envs"] and "TIZI_HOST=0.0.0.0" in inputs["envs"]
     assert "ports" not in inputs
     assert "uploads" not in inputs, "Docker refuses uploads (a copy to /) on a read-only root"
     keys_mount = next(v for v in unwrap(inputs["volumes"]) if v["containerPath"] == "/run/secrets/tizi")
@@ -201,8 +211,9 @@ def test_edge_containers_get_the_image_by_id():
 def test_edge_sites_publish_on_the_site_address():
     evaluation = run_stack("health-prod")
     assert evaluation.named("clinic-ifrane-image").type == "docker:index/remoteImage:RemoteImage"
-    assert evaluation.outputs["endpoints"]["clinic-ifrane"] == "http://clinic-ifrane.health.local:18080"
-    assert evaluation.outputs["endpoints"]["clinic-tata"] == "http://clinic-tata.health.local:18080"
+    # the clinic's LAN faces the gateway: TLS with the site's CA by default
+    assert evaluation.outputs["endpoints"]["clinic-ifrane"] == "https://clinic-ifrane.health.local:18080"
+    assert evaluation.outputs["endpoints"]["clinic-tata"] == "https://clinic-tata.health.local:18080"
 
 
 def test_every_resource_gets_the_stack_labels_through_the_transform():
