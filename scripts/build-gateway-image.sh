@@ -59,6 +59,8 @@ stage_context() {
   local ctx="$TMP/context"
   mkdir -p "$ctx"
   cp "$SRC/Dockerfile" "$ENVOY_BIN" "$ctx/"
+  # the alert rules edge sites get: the chart's file, one copy for every target
+  cp "$ROOT/charts/inference-service/files/gateway-alerts.yml" "$ctx/"
   (cd "$SRC" && find tizi_gateway -name '*.py' -print0 | xargs -0 cp --parents -t "$ctx")
   echo "$ctx"
 }

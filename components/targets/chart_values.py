@@ -49,6 +49,12 @@ def chart_values(spec: ServiceSpec, target: Target, api_key_secret: str | None =
         },
         "env": spec.container_env,
         "apiKeys": {"existingSecret": api_key_secret or spec.api_key_secret},
+        # TLS ends at the cluster's ingress; the gateway checks keys, limits and counts
+        "gateway": {
+            "enabled": True,
+            "requestsPerMinute": spec.gateway.requests_per_minute,
+            "burst": spec.gateway.burst,
+        },
         "replicaCount": max(spec.scaling.min, 1),
         "autoscaling": {
             "enabled": not knative and spec.scaling.max > spec.scaling.min,

@@ -143,6 +143,11 @@ when the chart-owned config changes), model metadata, then .Values.podAnnotation
 {{- with .Values.model.name }}{{ $_ := set $ann "tizi.ma/model-name" (toString .) }}{{ end -}}
 {{- with .Values.model.source }}{{ $_ := set $ann "tizi.ma/model-source" (toString .) }}{{ end -}}
 {{- with .Values.model.languages }}{{ $_ := set $ann "tizi.ma/model-languages" (join "," .) }}{{ end -}}
+{{- if .Values.gateway.enabled }}
+{{- $_ := set $ann "prometheus.io/scrape" "true" -}}
+{{- $_ := set $ann "prometheus.io/port" (toString .Values.gateway.metricsPort) -}}
+{{- $_ := set $ann "prometheus.io/path" "/metrics" -}}
+{{- end -}}
 {{- toYaml (merge $ann (deepCopy (default (dict) .Values.podAnnotations))) -}}
 {{- end -}}
 
@@ -263,16 +268,14 @@ Usage: include "inference-service.container" (dict "knative" false "context" $)
   args:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- $gw := $v.gateway.enabled }}
+  {{- /* Behind the gateway the payload's port is "payload"; in Knative only the gateway has one. */}}
+  {{- if not (and .knative $gw) }}
   ports:
-    {{- if .knative }}
-    - name: http1
+    - name: {{ if $gw }}payload{{ else if .knative }}http1{{ else }}http{{ end }}
       containerPort: {{ $v.containerPort }}
       protocol: TCP
-    {{- else }}
-    - name: http
-      containerPort: {{ $v.containerPort }}
-      protocol: TCP
-    {{- end }}
+  {{- end }}
   env:
     - name: TIZI_API_KEYS_DIR
       value: {{ $v.apiKeys.mountPath | quote }}
@@ -286,20 +289,17 @@ Usage: include "inference-service.container" (dict "knative" false "context" $)
     - configMapRef:
         name: {{ include "inference-service.configName" $ }}
   {{- if .knative }}
-  {{- /* Knative rejects startupProbe: the liveness probe waits out the startup budget instead. */}}
-  {{- $startup := $v.probes.startup }}
-  {{- $budget := add (int $startup.initialDelaySeconds) (mul (int $startup.periodSeconds) (int $startup.failureThreshold)) }}
-  livenessProbe:
-    {{- include "inference-service.probe" (dict "probe" $v.probes.liveness "extraDelay" $budget) | nindent 4 }}
-  readinessProbe:
-    {{- include "inference-service.probe" (dict "probe" $v.probes.readiness) | nindent 4 }}
+  {{- if not $gw }}
+  {{- include "inference-service.knativeProbes" $ | nindent 2 }}
+  {{- end }}
   {{- else }}
+  {{- $port := ternary "payload" "http" $gw }}
   startupProbe:
-    {{- include "inference-service.probe" (dict "probe" $v.probes.startup "port" "http") | nindent 4 }}
+    {{- include "inference-service.probe" (dict "probe" $v.probes.startup "port" $port) | nindent 4 }}
   livenessProbe:
-    {{- include "inference-service.probe" (dict "probe" $v.probes.liveness "port" "http") | nindent 4 }}
+    {{- include "inference-service.probe" (dict "probe" $v.probes.liveness "port" $port) | nindent 4 }}
   readinessProbe:
-    {{- include "inference-service.probe" (dict "probe" $v.probes.readiness "port" "http") | nindent 4 }}
+    {{- include "inference-service.probe" (dict "probe" $v.probes.readiness "port" $port) | nindent 4 }}
   {{- if gt (int $v.shutdown.preStopSleepSeconds) 0 }}
   {{- /* Keep serving while Services drop the pod from their endpoints; SIGTERM (drain) comes after. */}}
   lifecycle:
@@ -320,6 +320,112 @@ Usage: include "inference-service.container" (dict "knative" false "context" $)
       mountPath: /tmp
     - name: model-cache
       mountPath: {{ $v.modelCache.mountPath }}
+{{- end -}}
+
+{{/*
+Knative rejects startupProbe: the liveness probe waits out the startup budget instead.
+Probes carry no port: the queue-proxy probes the serving container's single port.
+*/}}
+{{- define "inference-service.knativeProbes" -}}
+{{- $v := .Values -}}
+{{- $startup := $v.probes.startup -}}
+{{- $budget := add (int $startup.initialDelaySeconds) (mul (int $startup.periodSeconds) (int $startup.failureThreshold)) -}}
+livenessProbe:
+  {{- include "inference-service.probe" (dict "probe" $v.probes.liveness "extraDelay" $budget) | nindent 2 }}
+readinessProbe:
+  {{- include "inference-service.probe" (dict "probe" $v.probes.readiness) | nindent 2 }}
+{{- end -}}
+
+{{/*
+The gateway sidecar (tizi/gateway: Envoy run by tizi's supervisor). It holds the named port
+the Service (or Knative) sends traffic to, reads gateway.json from its ConfigMap and the keys
+from the same Secret as the payload (files, re-read when Kubernetes swaps them: rotation
+without a restart), and forwards to the payload on 127.0.0.1. In Knative mode it is the
+serving container, so the probes (through it, to the payload's open probe paths) are its.
+*/}}
+{{- define "inference-service.gatewayContainer" -}}
+{{- $ := .context -}}
+{{- $v := $.Values -}}
+{{- $g := $v.gateway -}}
+- name: gateway
+  image: {{ printf "%s:%s" $g.image.repository (toString $g.image.tag) | quote }}
+  imagePullPolicy: {{ $g.image.pullPolicy }}
+  args:
+    - run
+    - --settings
+    - /etc/tizi-gateway/gateway.json
+    - --keys
+    - {{ $v.apiKeys.mountPath | quote }}
+    - --state-dir
+    - /run/tizi-gateway/state
+    - --drain-seconds
+    - {{ $g.drainSeconds | quote }}
+  ports:
+    - name: {{ ternary "http1" "http" .knative }}
+      containerPort: {{ $g.port }}
+      protocol: TCP
+    {{- if not .knative }}
+    - name: metrics
+      containerPort: {{ $g.metricsPort }}
+      protocol: TCP
+    {{- end }}
+  {{- if .knative }}
+  {{- include "inference-service.knativeProbes" $ | nindent 2 }}
+  {{- else }}
+  readinessProbe:
+    httpGet:
+      path: /ready
+      port: metrics
+    periodSeconds: 2
+    failureThreshold: 2
+  livenessProbe:
+    httpGet:
+      path: /ready
+      port: metrics
+    periodSeconds: 10
+    failureThreshold: 3
+  {{- if gt (int $v.shutdown.preStopSleepSeconds) 0 }}
+  lifecycle:
+    preStop:
+      sleep:
+        seconds: {{ $v.shutdown.preStopSleepSeconds }}
+  {{- end }}
+  {{- end }}
+  resources:
+    {{- toYaml $g.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $v.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    - name: api-keys
+      mountPath: {{ $v.apiKeys.mountPath }}
+      readOnly: true
+    - name: gateway-settings
+      mountPath: /etc/tizi-gateway
+      readOnly: true
+    - name: gateway-run
+      mountPath: /run/tizi-gateway
+    - name: tmp
+      mountPath: /tmp
+{{- end -}}
+
+{{/*
+The gateway's settings file: what tizi's edge publisher writes on a site, from values here.
+*/}}
+{{- define "inference-service.gatewaySettings" -}}
+{{- $v := .Values -}}
+{{- $g := $v.gateway -}}
+{{- $paths := list $v.probes.startup.path $v.probes.liveness.path $v.probes.readiness.path | uniq | sortAlpha -}}
+{{- dict
+  "upstream_host" "127.0.0.1"
+  "upstream_port" (int $v.containerPort)
+  "listen_port" (int $g.port)
+  "metrics_port" (int $g.metricsPort)
+  "requests_per_minute" (int $g.requestsPerMinute)
+  "burst" (int $g.burst)
+  "tls" "off"
+  "open_paths" $paths
+  "request_timeout_s" (int $g.requestTimeoutSeconds)
+  | toPrettyJson -}}
 {{- end -}}
 
 {{/*
@@ -362,6 +468,15 @@ the weights' sha256 before it starts, so one server image serves several models.
 - name: model-cache
   emptyDir:
     sizeLimit: {{ .Values.modelCache.sizeLimit }}
+{{- if .Values.gateway.enabled }}
+- name: gateway-settings
+  configMap:
+    name: {{ include "inference-service.fullname" . }}-gateway
+- name: gateway-run
+  emptyDir:
+    medium: Memory
+    sizeLimit: 16Mi
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -369,6 +484,9 @@ Chart-wide checks that need more than the JSON schema.
 */}}
 {{- define "inference-service.validate" -}}
 {{- $_ := include "inference-service.apiKeysSecret" . -}}
+{{- if and .Values.gateway.enabled (or (eq (int .Values.gateway.port) (int .Values.containerPort)) (eq (int .Values.gateway.metricsPort) (int .Values.containerPort)) (eq (int .Values.gateway.port) (int .Values.gateway.metricsPort))) -}}
+{{- fail (printf "gateway.port (%d), gateway.metricsPort (%d) and containerPort (%d) must all differ: the gateway and the payload share the pod's network" (int .Values.gateway.port) (int .Values.gateway.metricsPort) (int .Values.containerPort)) -}}
+{{- end -}}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- end -}}

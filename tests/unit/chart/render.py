@@ -210,7 +210,14 @@ def pod_spec(workload: dict) -> dict:
 
 
 def container(workload: dict) -> dict:
+    """The payload container (always the first)."""
     return pod_spec(workload)["containers"][0]
+
+
+def serving_container(workload: dict) -> dict:
+    """The container traffic reaches: the gateway when enabled (Knative's single port)."""
+    containers = pod_spec(workload)["containers"]
+    return next(c for c in containers if c["name"] == "gateway") if len(containers) > 1 else containers[0]
 
 
 def deployment(values: dict[str, Any]) -> dict:

@@ -14,6 +14,7 @@ from .render import (
     one,
     pod_spec,
     render_chart,
+    serving_container,
     with_base,
 )
 
@@ -92,24 +93,29 @@ def test_knative_uses_only_fields_knative_accepts() -> None:
     spec = one(_knative_docs(), "Service", KNATIVE_API)["spec"]["template"]["spec"]
     assert set(spec) <= KNATIVE_POD_FIELDS
     assert set(spec.get("securityContext", {})) <= KNATIVE_POD_SECURITY_FIELDS
-    ctr = spec["containers"][0]
-    assert set(ctr) <= KNATIVE_CONTAINER_FIELDS
-    assert [p["name"] for p in ctr["ports"]] == ["http1"]
-    assert "PORT" not in {e["name"] for e in ctr["env"]}  # reserved by Knative
+    for ctr in spec["containers"]:
+        assert set(ctr) <= KNATIVE_CONTAINER_FIELDS, ctr["name"]
+        assert "PORT" not in {e["name"] for e in ctr.get("env", [])}  # reserved by Knative
+    # one serving port in the pod: the gateway's; the payload has none
+    assert [[p["name"] for p in c.get("ports", [])] for c in spec["containers"]] == [[], ["http1"]]
+    serving = spec["containers"][1]
     for probe in ("livenessProbe", "readinessProbe"):
-        assert "port" not in ctr[probe]["httpGet"], probe
+        assert "port" not in serving[probe]["httpGet"], probe
 
 
 def test_knative_container_matches_the_deployment_container() -> None:
-    ksvc_ctr = container(one(_knative_docs(), "Service", KNATIVE_API))
+    ksvc = one(_knative_docs(), "Service", KNATIVE_API)
+    ksvc_ctr = container(ksvc)
     dep_ctr = container(deployment(with_base(model=ci_values("knative")["model"])))
     for field in ("image", "securityContext", "resources", "volumeMounts", "envFrom"):
         assert ksvc_ctr[field] == dep_ctr[field], field
-    assert ksvc_ctr["readinessProbe"]["httpGet"]["path"] == dep_ctr["readinessProbe"]["httpGet"]["path"]
+    # Knative probes the payload through the gateway, on the same path
+    serving = serving_container(ksvc)
+    assert serving["readinessProbe"]["httpGet"]["path"] == dep_ctr["readinessProbe"]["httpGet"]["path"]
 
 
 def test_knative_liveness_waits_out_the_startup_budget() -> None:
-    ctr = container(one(_knative_docs(), "Service", KNATIVE_API))
+    ctr = serving_container(one(_knative_docs(), "Service", KNATIVE_API))
     # startup defaults: initialDelaySeconds 0 + periodSeconds 5 x failureThreshold 120
     assert ctr["livenessProbe"]["initialDelaySeconds"] == 600
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .render import BASE, RELEASE, ci_values, container, find, one, render_chart, with_base
+from .render import BASE, RELEASE, ci_values, container, find, one, render_chart, serving_container, with_base
 
 pytestmark = pytest.mark.unit
 
@@ -14,8 +14,17 @@ def test_service_targets_the_named_http_port() -> None:
     svc = one(docs, "Service")
     assert svc["spec"]["type"] == "ClusterIP"
     assert svc["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
-    ports = container(one(docs, "Deployment"))["ports"]
-    assert ports == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    deployment_doc = one(docs, "Deployment")
+    # the named port http is the gateway's; the payload's own port is not the Service's target
+    assert serving_container(deployment_doc)["ports"] == [
+        {"name": "http", "containerPort": 8443, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
+    assert container(deployment_doc)["ports"] == [
+        {"name": "payload", "containerPort": 8080, "protocol": "TCP"}
+    ]
+    without = one(render_chart(with_base(gateway={"enabled": False})), "Deployment")
+    assert container(without)["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
 
 
 def test_network_policy_denies_by_default_and_allows_the_namespace() -> None:
@@ -28,7 +37,7 @@ def test_network_policy_denies_by_default_and_allows_the_namespace() -> None:
         {"podSelector": {}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}},
     ]
-    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}, {"port": "metrics", "protocol": "TCP"}]
 
 
 def test_network_policy_without_ingress_namespace_allows_only_the_namespace() -> None:

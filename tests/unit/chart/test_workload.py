@@ -18,15 +18,15 @@ def test_model_surfaces_as_env_and_pod_annotations() -> None:
         env={"TIZI_LOG_LEVEL": "debug", "WORKERS": 2},
     )
     docs = render_chart(values)
-    data = one(docs, "ConfigMap")["data"]
+    data = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-env"))[
+        "data"
+    ]
     assert data["TIZI_MODEL_NAME"] == "atlas-chat-2b"
     assert data["TIZI_MODEL_LANGUAGES"] == "ary,fr"
     assert data["TIZI_LOG_LEVEL"] == "debug"
     assert data["WORKERS"] == "2"
     dep = one(docs, "Deployment")
-    assert container(dep)["envFrom"] == [
-        {"configMapRef": {"name": one(docs, "ConfigMap")["metadata"]["name"]}}
-    ]
+    assert container(dep)["envFrom"] == [{"configMapRef": {"name": env_config_map(docs)["metadata"]["name"]}}]
     annotations = dep["spec"]["template"]["metadata"]["annotations"]
     assert annotations["tizi.ma/model-name"] == "atlas-chat-2b"
     assert annotations["tizi.ma/model-languages"] == "ary,fr"
@@ -51,7 +51,7 @@ def test_image_digest_replaces_the_tag() -> None:
 def test_probe_paths_are_configurable() -> None:
     values = with_base(probes={"readiness": {"path": "/v1/ready"}, "startup": {"path": "/up"}})
     ctr = container(deployment(values))
-    assert ctr["readinessProbe"]["httpGet"] == {"path": "/v1/ready", "port": "http"}
+    assert ctr["readinessProbe"]["httpGet"] == {"path": "/v1/ready", "port": "payload"}
     assert ctr["startupProbe"]["httpGet"]["path"] == "/up"
     assert ctr["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
@@ -94,3 +94,9 @@ def test_service_account_name_and_token() -> None:
     assert not find(docs, "ServiceAccount")
     assert pod_spec(one(docs, "Deployment"))["serviceAccountName"] == "shared"
     assert pod_spec(one(docs, "Deployment"))["automountServiceAccountToken"] is False
+
+
+def env_config_map(docs: list[dict]) -> dict:
+    """The payload's environment (the gateway has ConfigMaps of its own)."""
+    (found,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-env")]
+    return found

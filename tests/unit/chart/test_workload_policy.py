@@ -18,6 +18,7 @@ from .render import (
     pod_spec,
     render_chart,
     require_helm,
+    serving_container,
 )
 
 pytestmark = pytest.mark.unit
@@ -111,7 +112,7 @@ def test_resources_set(profile: str, doc: Any) -> None:
 @pytest.mark.parametrize(("profile", "doc"), WORKLOADS)
 def test_probes_set(profile: str, doc: Any) -> None:
     w = _workload(profile, doc)
-    ctr = container(w)
+    ctr = container(w) if w["kind"] == "Deployment" else serving_container(w)
     probes = ["livenessProbe", "readinessProbe"]
     if w["kind"] == "Deployment":
         probes.append("startupProbe")  # Knative rejects startupProbe
