@@ -196,7 +196,8 @@ class EdgeGatewayPlan:
                 "interval": "1s",
                 "timeout": "1s",
                 "retries": 3,
-                "start_period": "0s",
+                # a zero start period reads back as the engine default: spell a real one
+                "start_period": "1s",
             },
             "restart": "unless-stopped",
             "memory": 64,

@@ -56,13 +56,19 @@ class Project:
         return [k for k in config.value.split(",") if k]
 
 
-def local_copy(root: Path, host: str, port: int, ministry: str) -> Project:
+#: gateway limits for tests that measure rolls under a steady client, not the limits
+UNLIMITED = {"requestsPerMinute": 100_000, "burst": 10_000}
+
+
+def local_copy(root: Path, host: str, port: int, ministry: str, gateway: dict | None = None) -> Project:
     work_dir = project_copy(root / "project", ["local"])
 
     def change(config: dict) -> None:
         config["tizi:ministry"] = ministry
         target = config["tizi:targets"][0]
-        target.update(host=host, hostPort=port)
+        target.update(host=host, hostPort=port, metricsPort=port + 1)
+        if gateway is not None:
+            config["tizi:gateway"] = gateway
 
     edit_stack(work_dir, "local", change)
     return Project(work_dir, root / "state")

@@ -11,7 +11,7 @@ from pulumi import automation as auto
 from components.ops.engine import up_or_clean
 from tests.engine_support import http_status, steady_client, wait_for
 
-from .conftest import containers, local_copy
+from .conftest import UNLIMITED, containers, local_copy
 
 PORT = 28400
 URL = f"http://127.0.0.1:{PORT}"
@@ -20,7 +20,7 @@ SERVICE = {"name": "inference", "image": "tizi/inference-service:0.1.0", "port":
 
 
 def test_a_revision_that_never_becomes_healthy_is_removed_and_the_next_up_converges(engine_tools, tmp_path):
-    project = local_copy(tmp_path, "unix:///var/run/docker.sock", PORT, "enginefail")
+    project = local_copy(tmp_path, "unix:///var/run/docker.sock", PORT, "enginefail", UNLIMITED)
     stack = project.stack("local")
     try:
         stack.up()

@@ -1,7 +1,8 @@
 """Rolling an edge site: a new image tag or rotated keys, under a steady client, loses nothing.
 
-The replacement container starts beside the old one on the same port (host networking,
-SO_REUSEPORT), becomes healthy, and only then is the old one stopped and drained.
+The replacement container starts beside the old one on the site network, becomes healthy,
+the gateway switches to it (its publisher is healthy only then), and only then is the old one
+stopped and drained. Nothing relies on the payload sharing a port (SO_REUSEPORT).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pulumi import automation as auto
 
 from tests.engine_support import http_status, steady_client, wait_for
 
-from .conftest import IMAGE, containers, docker, local_copy
+from .conftest import IMAGE, UNLIMITED, containers, docker, local_copy
 
 PORT = 28100
 URL = f"http://127.0.0.1:{PORT}"
@@ -25,7 +26,7 @@ ROLL_TAG = "tizi/inference-service:0.1.0-roll"
 def rolls(engine_tools, tmp_path_factory):
     docker("tag", IMAGE, ROLL_TAG)
     project = local_copy(
-        tmp_path_factory.mktemp("engine-rolls"), "unix:///var/run/docker.sock", PORT, "enginerolls"
+        tmp_path_factory.mktemp("engine-rolls"), "unix:///var/run/docker.sock", PORT, "enginerolls", UNLIMITED
     )
     stack = project.stack("local")
     stack.up()

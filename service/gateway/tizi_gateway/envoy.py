@@ -113,7 +113,6 @@ def _upstream_cluster(name: str, s: GatewaySettings) -> dict[str, Any]:
     }
     if discovery == "STRICT_DNS":
         cluster["dns_lookup_family"] = "V4_ONLY"
-        cluster["dns_refresh_rate"] = "5s"
     return cluster
 
 

@@ -85,6 +85,8 @@ class Supervisor:
         self.settings: GatewaySettings | None = None
         self.routed: list[str] = []
         self.stopping = False
+        #: the resources Envoy last accepted, per discovery file
+        self.published: dict[str, list[dict[str, Any]]] = {}
 
     # -- configuration ---------------------------------------------------------------
     def _load(self) -> tuple[GatewaySettings, dict[str, str]]:
@@ -111,6 +113,16 @@ class Supervisor:
             f"envoy did not load clusters {clusters} / listener {listener} within {timeout:.0f} s"
         )
 
+    def _publish(self, kind: str, version: str, resources: list[dict[str, Any]]) -> None:
+        """Write one discovery file and wait until Envoy serves it; unchanged resources are skipped
+        (Envoy ignores a file whose resources did not change, version and all)."""
+        if self.published.get(kind) == resources:
+            return
+        path = Path(self.paths.cds_file if kind == "cds" else self.paths.lds_file)
+        write_atomically(path, envoy.discovery_file(version, resources))
+        self._wait_active(version if kind == "cds" else None, version if kind == "lds" else None)
+        self.published[kind] = resources
+
     def apply(self) -> None:
         """Move Envoy to the current inputs (first start included)."""
         settings, keys = self._load()
@@ -120,32 +132,24 @@ class Supervisor:
         xds = Path(self.paths.xds_dir)
         if self.process is None:
             xds.mkdir(parents=True, exist_ok=True)
+            listeners = [envoy.listener(settings, keys, self.paths)]
             write_atomically(Path(self.paths.cds_file), envoy.discovery_file(version, new))
-            write_atomically(
-                Path(self.paths.lds_file),
-                envoy.discovery_file(version, [envoy.listener(settings, keys, self.paths)]),
-            )
-            write_atomically(
-                Path(self.paths.run_dir) / "bootstrap.json", envoy.bootstrap(settings, self.paths)
-            )
+            write_atomically(Path(self.paths.lds_file), envoy.discovery_file(version, listeners))
+            bootstrap = envoy.bootstrap(settings, self.paths)
+            write_atomically(Path(self.paths.run_dir) / "bootstrap.json", bootstrap)
             self._start()
             self._wait_active(version, version)
+            self.published = {"cds": new, "lds": listeners}
         else:
-            if settings.metrics_port != (self.settings.metrics_port if self.settings else None):
+            if self.settings is not None and settings.metrics_port != self.settings.metrics_port:
                 log("restart_needed", reason="metrics_port changed; it takes effect at the next start")
             # keys being removed keep their cluster (on the old upstream) until no route names it
             new_names = {cluster["name"] for cluster in new}
             previous = self.settings or settings
             kept = [c for c in envoy.clusters(previous, self.routed) if c["name"] not in new_names]
-            write_atomically(Path(self.paths.cds_file), envoy.discovery_file(f"{version}-a", new + kept))
-            self._wait_active(f"{version}-a", None)
-            write_atomically(
-                Path(self.paths.lds_file),
-                envoy.discovery_file(version, [envoy.listener(settings, keys, self.paths)]),
-            )
-            self._wait_active(None, version)
-            write_atomically(Path(self.paths.cds_file), envoy.discovery_file(version, new))
-            self._wait_active(version, version)
+            self._publish("cds", f"{version}-a", new + kept)
+            self._publish("lds", version, [envoy.listener(settings, keys, self.paths)])
+            self._publish("cds", version, new)
         self.settings = settings
         self.routed = list(keys)
         self._record_applied(settings.revision)
