@@ -48,6 +48,7 @@ from components.ops.bundle import (
 from components.problems import StackError
 from components.sources.stack_file import StackFileError, read_stack_file
 from components.spec.runtime import REFERENCE_IMAGE
+from components.targets.gateway_plan import GATEWAY_IMAGE
 from components.validation import validate_stack
 
 PUBKEY_ENV = "TIZI_BUNDLE_PUBKEY"
@@ -131,16 +132,16 @@ def _public_key_path(pubkey: Path | None) -> Path:
 
 
 def stack_images(path: Path) -> list[str]:
-    """The images a site running this stack needs, server first: the spec's image and, for
-    an `oci:` model source, the model image. The stack must pass `tizi check`: a bundle is
-    made for a stack that deploys."""
+    """The images a site running this stack needs, server first: the spec's image, for an
+    `oci:` model source the model image, and the gateway's (every edge site runs one). The
+    stack must pass `tizi check`: a bundle is made for a stack that deploys."""
     try:
         spec = validate_stack(read_stack_file(path)).spec
     except StackFileError as exc:
         raise BundleError(str(exc)) from None
     except StackError as exc:
         raise BundleError(f"{path}: " + "; ".join(str(p) for p in exc.problems)) from None
-    images = [spec.image, spec.model.image]
+    images = [spec.image, spec.model.image, GATEWAY_IMAGE]
     return [ref for i, ref in enumerate(images) if ref and ref not in images[:i]]
 
 

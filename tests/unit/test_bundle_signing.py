@@ -747,12 +747,12 @@ def test_load_bundle_core_refuses_unsigned_with_nothing_loaded(
 @pytest.mark.parametrize(
     "stack, refs",
     [
-        ("llm-local", ["tizi/llm-server:0.1.0", "tizi/model-smollm2:0.1.0"]),
-        ("local", ["tizi/inference-service:0.1.0"]),
+        ("llm-local", ["tizi/llm-server:0.1.0", "tizi/model-smollm2:0.1.0", "tizi/gateway:0.1.0"]),
+        ("local", ["tizi/inference-service:0.1.0", "tizi/gateway:0.1.0"]),
     ],
 )
 def test_images_lists_what_a_stack_runs(stack: str, refs: list[str]) -> None:
-    """The server image, then the `oci:` model image: what create's --image takes."""
+    """The server image, the `oci:` model image, the gateway: what create's --image takes."""
     result = invoke("bundle", "images", str(hostile.REPO / "stacks" / f"Pulumi.{stack}.yaml"))
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == refs
