@@ -8,7 +8,7 @@ export TIZI_CACHE ?= $(HOME)/.cache/tizi
 # Every recipe line gets the offline toolchain on PATH (pulumi, providers, helm).
 TOOLS := eval "$$(scripts/toolchain.sh env)";
 
-.PHONY: venv hostpkgs toolchain engines image llm cluster up down test test-unit lint
+.PHONY: venv hostpkgs toolchain engines image llm promtool cluster up down test test-unit lint
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -36,6 +36,10 @@ llm: engines
 	scripts/build-llm-image.sh
 	scripts/build-model-image.sh
 
+## Prometheus's promtool, to evaluate the gateway's alert rules (tests/unit/gateway).
+promtool:
+	scripts/build-promtool.sh >/dev/null
+
 cluster: image llm toolchain
 	scripts/cluster.sh start
 	scripts/cluster.sh import-image tizi/inference-service:0.1.0
@@ -62,5 +66,5 @@ test-unit: venv
 	.venv/bin/pytest -m unit -q
 
 ## The test command: every tier (unit, edge, engine, cluster) plus lint.
-test: venv hostpkgs toolchain image llm cluster lint
+test: venv hostpkgs toolchain image llm promtool cluster lint
 	$(TOOLS) eval "$$(scripts/cluster.sh env)"; .venv/bin/pytest -q
