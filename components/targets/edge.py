@@ -85,6 +85,8 @@ def container_plan(spec: ServiceSpec, placement: TargetPlacement, key_count: int
         startup_seconds=spec.health.startup_seconds,
         model_image=spec.model.image,
         network=f"{site_name(spec, placement)}-net",
+        command=spec.command,
+        args=spec.args,
         # the site is this container's region; the stack-wide label transform keeps it
         labels={REGION_LABEL: target.region, TARGET_LABEL: target.name},
     )

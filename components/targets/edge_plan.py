@@ -94,6 +94,10 @@ class EdgeContainerPlan:
     cpu_shares: int
     cpuset: str
     stop_timeout_s: int
+    #: Kubernetes' meaning, as the spec has it: ``command`` replaces the image's entrypoint,
+    #: ``args`` its CMD (Docker calls them entrypoint and command)
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ("ALL",)
     security_opts: tuple[str, ...] = ("no-new-privileges",)
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -215,8 +219,10 @@ class EdgeContainerPlan:
             args += ["--security-opt", opt]
         for k, v in self.labels.items():
             args += ["--label", f"{k}={v}"]
+        if self.command:
+            args += ["--entrypoint", self.command[0]]
         args += ["--network", self.network_mode, self.image]
-        return args
+        return [*args, *self.command[1:], *self.args]
 
     def pulumi_args(self) -> dict[str, Any]:
         """Plain values named as pulumi-docker 4.0.0 `Container` arguments.
@@ -258,6 +264,8 @@ class EdgeContainerPlan:
             "labels": [{"label": k, "value": v} for k, v in self.labels.items()],
             "network_mode": self.network_mode,
             "must_run": True,
+            **({"entrypoints": list(self.command)} if self.command else {}),
+            **({"command": list(self.args)} if self.args else {}),
         }  # fmt: skip
 
 
@@ -293,6 +301,8 @@ def plan_edge_container(
     startup_seconds: int = 10,
     model_image: str = "",
     network: str = "",
+    command: Sequence[str] = (),
+    args: Sequence[str] = (),
 ) -> EdgeContainerPlan:
     """Plan the edge container.
 
@@ -374,5 +384,7 @@ def plan_edge_container(
         cpu_shares=max(2, round(1024 * cpus)),
         cpuset="0" if n_cpus == 1 else f"0-{n_cpus - 1}",
         stop_timeout_s=drain_seconds + 5,
+        command=tuple(command),
+        args=tuple(args),
         labels={COMPONENT_LABEL: "edge", **dict(labels or {})},
     )

@@ -55,3 +55,19 @@ def test_exposed_site_gets_tls_with_the_site_names():
     settings = json.loads(next(u["content"] for u in uploads if u["file"].endswith("gateway.json")))
     assert settings["tls"] == "site-ca"
     assert settings["tls_names"] == ["clinic-ifrane.health.local", "localhost", "127.0.0.1"]
+
+
+def test_a_custom_runtime_command_reaches_the_edge_container():
+    """Found by the keyless llama.cpp test: the edge used to start the image's own CMD."""
+    from components.targets.edge_plan import plan_edge_container
+
+    plan = plan_edge_container(
+        "site", "tizi/llm-server:0.1.0", command=["python3", "-m", "llama_cpp.server"], args=["--port", "8080"]
+    )
+    assert plan.pulumi_args()["entrypoints"] == ["python3", "-m", "llama_cpp.server"]
+    assert plan.pulumi_args()["command"] == ["--port", "8080"]
+    run = plan.docker_run_args()
+    assert run[run.index("--entrypoint") + 1] == "python3"
+    assert run[-5:] == ["tizi/llm-server:0.1.0", "-m", "llama_cpp.server", "--port", "8080"]
+    bare = plan_edge_container("site", "tizi/inference-service:0.1.0")
+    assert "entrypoints" not in bare.pulumi_args() and "command" not in bare.pulumi_args()
