@@ -8,6 +8,7 @@ run as upstream ships it, with the weights from the model image.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -92,3 +93,31 @@ def test_settings_roll_and_key_rotation_lose_no_request(keyless):
     assert len(loop.statuses) > 50 and loop.failures == [], f"{len(loop.failures)} of {len(loop.statuses)}"
     assert http_status(f"{URL}/v1/models", rotated[1]) == 200
     assert all(http_status(f"{URL}/v1/models", gone) == 401 for gone in old[1:])
+
+
+def test_a_stream_passes_through_the_gateway_unbuffered(keyless):
+    """Tokens arrive as llama.cpp makes them: spread over the answer's time, not at its end."""
+    import http.client
+    import time
+
+    project, _ = keyless
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+    body = {"model": "smollm2", "messages": [{"role": "user", "content": "Tell a long story."}],
+            "stream": True, "max_tokens": 64, "temperature": 0}  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {project.api_keys('llm-local')[0]}",
+        "Content-Type": "application/json",
+    }
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers=headers)
+    response = conn.getresponse()
+    assert response.status == 200 and response.getheader("content-type", "").startswith("text/event-stream")
+    arrivals = []
+    while line := response.readline():
+        if line.startswith(b"data: ") and line.strip() != b"data: [DONE]":
+            arrivals.append(time.monotonic())
+    conn.close()
+    assert len(arrivals) >= 20, len(arrivals)
+    spread = arrivals[-1] - arrivals[0]
+    gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+    # a buffering proxy would hand every event over at once (spread ~0)
+    assert spread > 0.2 and gaps[len(gaps) // 2] > 0.003, (spread, gaps[len(gaps) // 2])
