@@ -59,6 +59,13 @@ def kind_stack(kube_context, tmp_path_factory) -> Iterator[DeployedStack]:
     from tests.engine_support import edit_stack
 
     work_dir = project_copy(tmp_path_factory.mktemp("kind-project"), ["kind"])
+    # the rolls here measure lost requests under a steady client, not the gateway's limits
+    # (tests/cluster/test_gateway.py does those)
+    edit_stack(
+        work_dir,
+        "kind",
+        lambda c: c.update({"tizi:gateway": {"requestsPerMinute": 100_000, "burst": 10_000}}),
+    )
     if kube_context != "kind-tizi":
         edit_stack(work_dir, "kind", lambda c: c["tizi:targets"][0].update(context=kube_context))
     state_dir = tmp_path_factory.mktemp("kind-state")
