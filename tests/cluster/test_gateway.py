@@ -39,6 +39,9 @@ def release(kube_context, core, tmp_path_factory):
         "metadata": {"name": "inference-api-keys", "namespace": NAMESPACE},
         "stringData": {f"key-{i}": k for i, k in enumerate(KEYS)},
     }
+    # a namespace left terminating by an earlier run would refuse the Secret
+    run("kubectl", "--context", kube_context, "delete", "namespace", NAMESPACE,
+        "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)  # fmt: skip
     for document in (namespace, secret):
         run("kubectl", "--context", kube_context, "apply", "-f", "-", input=json.dumps(document))
     values = yaml.safe_load(tizi_values("kind"))
