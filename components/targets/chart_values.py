@@ -14,6 +14,7 @@ from typing import Any
 from components.rules.catalogue import TargetKind
 from components.spec.service import ServiceSpec
 from components.spec.target import Target
+from components.targets.gateway_plan import GATEWAY_RESOURCES
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "inference-service"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -54,6 +55,7 @@ def chart_values(spec: ServiceSpec, target: Target, api_key_secret: str | None =
             "enabled": True,
             "requestsPerMinute": spec.gateway.requests_per_minute,
             "burst": spec.gateway.burst,
+            "resources": GATEWAY_RESOURCES,
         },
         "replicaCount": max(spec.scaling.min, 1),
         "autoscaling": {

@@ -21,6 +21,7 @@ from components.spec.secrets import key_file_name, split_keys
 from components.spec.service import Quantity, ServiceSpec
 from components.spec.target import Target
 from components.targets.chart_values import CHART_DIR, GPU_RESOURCE, chart_values
+from components.targets.gateway_plan import GATEWAY_RESOURCES
 
 #: Pod Security Admission labels: "restricted" enforced, audited and warned.
 POD_SECURITY_LABELS = {
@@ -39,16 +40,29 @@ def key_files(api_keys: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
 
 
 def quota_hard(spec: ServiceSpec) -> dict[str, str]:
-    """Room for max replicas plus one surge pod during a rolling update, and no more."""
+    """Room for max replicas plus one surge pod during a rolling update, and no more.
+
+    Each pod is the payload (requests = limits = the spec's resources) and the gateway
+    sidecar (``GATEWAY_RESOURCES``).
+    """
     pods = spec.scaling.max + 1
-    cpu_milli = int(Quantity.cpus(spec.resources.cpu) * 1000) * pods
-    memory_mib = Quantity.memory_mib(spec.resources.memory) * pods
+    payload_cpu = int(Quantity.cpus(spec.resources.cpu) * 1000)
+    payload_mib = Quantity.memory_mib(spec.resources.memory)
+
+    def total(kind: str) -> tuple[str, str]:
+        gateway = GATEWAY_RESOURCES[kind]
+        cpu = (payload_cpu + int(Quantity.cpus(gateway["cpu"]) * 1000)) * pods
+        mib = (payload_mib + Quantity.memory_mib(gateway["memory"])) * pods
+        return f"{cpu}m", f"{mib}Mi"
+
+    requests_cpu, requests_memory = total("requests")
+    limits_cpu, limits_memory = total("limits")
     hard = {
         "pods": str(pods + 2),
-        "requests.cpu": f"{cpu_milli}m",
-        "limits.cpu": f"{cpu_milli}m",
-        "requests.memory": f"{memory_mib}Mi",
-        "limits.memory": f"{memory_mib}Mi",
+        "requests.cpu": requests_cpu,
+        "limits.cpu": limits_cpu,
+        "requests.memory": requests_memory,
+        "limits.memory": limits_memory,
     }
     if spec.resources.gpu_count:
         hard[f"requests.{GPU_RESOURCE}"] = str(spec.resources.gpu_count * pods)

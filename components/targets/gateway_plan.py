@@ -39,6 +39,12 @@ STATE_DIR = "/var/lib/tizi-gateway"
 RUN_DIR = "/run/tizi-gateway"
 STAGING_DIR = "/staging"
 GATEWAY_UID = "10001:10001"
+#: the gateway sidecar's share of each pod (Envoy with one worker and the supervisor use
+#: about 60 MiB); the namespace quota adds it to the payload's
+GATEWAY_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"cpu": "250m", "memory": "128Mi"},
+}
 
 
 def gateway_settings(

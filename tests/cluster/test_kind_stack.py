@@ -101,7 +101,8 @@ def test_hpa_pdb_and_network_policy_follow_the_spec(kind_stack, core):
     policy = core.NetworkingV1Api().read_namespaced_network_policy(SERVICE, NAMESPACE)
     assert policy.spec.policy_types == ["Ingress"]
     quota = core.CoreV1Api().read_namespaced_resource_quota(f"{SERVICE}-quota", NAMESPACE)
-    assert parse_quantity(quota.spec.hard["limits.memory"]) == parse_quantity("1024Mi")
+    # 4 pods (3 + 1 surge) of 256Mi payload + 128Mi gateway
+    assert parse_quantity(quota.spec.hard["limits.memory"]) == parse_quantity("1536Mi")
 
 
 def test_second_up_changes_nothing(kind_stack):

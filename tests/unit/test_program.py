@@ -123,8 +123,10 @@ def test_namespace_enforces_restricted_pod_security_and_quota_fits_the_spec():
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["tizi.ma/ministry"] == "tests" and labels["tizi.ma/region"] == "ma-benguerir"
     hard = evaluation.named("cluster-quota").inputs["spec"]["hard"]
-    # max 3 replicas + 1 surge pod, 250m and 256Mi each
-    assert hard["requests.cpu"] == "1000m" and hard["limits.memory"] == "1024Mi" and hard["pods"] == "6"
+    # max 3 replicas + 1 surge pod, each 250m and 256Mi for the payload, plus the gateway's
+    # 50m/64Mi requests and 250m/128Mi limits
+    assert hard["requests.cpu"] == "1200m" and hard["requests.memory"] == "1280Mi"
+    assert hard["limits.cpu"] == "2000m" and hard["limits.memory"] == "1536Mi" and hard["pods"] == "6"
 
 
 def test_knative_target_uses_the_chart_knative_mode_with_scale_to_zero():
