@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.targets.gateway_plan import GATEWAY_IMAGE
 from tests.conftest import REPO, require
 from tests.engine_support import http_status, run, wait_for
 
@@ -19,10 +20,12 @@ def edge_project(engine_tools, tmp_path_factory):
         docker("info", host=SSH_EDGE, check=False).returncode == 0,
         "no edge engine at ssh://tizi-edge: run scripts/engines.sh start",
     )
-    local_id = docker("image", "inspect", "-f", "{{.Id}}", IMAGE).stdout.strip()
-    edge_id = docker("image", "inspect", "-f", "{{.Id}}", IMAGE, host=SSH_EDGE, check=False).stdout.strip()
-    if edge_id != local_id:  # what a technician does with an offline bundle, done directly
-        run(str(REPO / "scripts" / "engines.sh"), "load-edge", IMAGE)
+    for image in (IMAGE, GATEWAY_IMAGE):  # the payload and the site's gateway
+        local_id = docker("image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
+        edge = docker("image", "inspect", "-f", "{{.Id}}", image, host=SSH_EDGE, check=False)
+        edge_id = edge.stdout.strip()
+        if edge_id != local_id:  # what a technician does with an offline bundle, done directly
+            run(str(REPO / "scripts" / "engines.sh"), "load-edge", image)
     project = local_copy(tmp_path_factory.mktemp("engine-ssh"), SSH_EDGE, PORT, "engineedge")
     yield project
     stack = project.stack("local")
