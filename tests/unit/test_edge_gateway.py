@@ -61,9 +61,8 @@ def test_a_custom_runtime_command_reaches_the_edge_container():
     """Found by the keyless llama.cpp test: the edge used to start the image's own CMD."""
     from components.targets.edge_plan import plan_edge_container
 
-    plan = plan_edge_container(
-        "site", "tizi/llm-server:0.1.0", command=["python3", "-m", "llama_cpp.server"], args=["--port", "8080"]
-    )
+    command = ["python3", "-m", "llama_cpp.server"]
+    plan = plan_edge_container("site", "tizi/llm-server:0.1.0", command=command, args=["--port", "8080"])
     assert plan.pulumi_args()["entrypoints"] == ["python3", "-m", "llama_cpp.server"]
     assert plan.pulumi_args()["command"] == ["--port", "8080"]
     run = plan.docker_run_args()
