@@ -17,6 +17,7 @@ def validate_settings(settings, secrets, api_keys=None) -> ValidStack:
     """Validate settings as a stack file or the program would hand them over."""
     return validate_stack(StackInput(settings=settings, secret_states=dict(secrets)), api_keys)
 
+
 # (path, bad value, key named in the message, words the message must contain)
 BAD = [
     ("ministry", "Health", "ministry", "lowercase slug"),
@@ -81,6 +82,14 @@ BAD = [
     ("targets[1].host", "http://clinic:2375", "targets[1].host", "unix:///path, tcp://host:port or ssh://"),
     ("targets[1].hostPort", 22, "targets[1].hostPort", "between 1024 and 65535"),
     ("targets[1].imagePull", "always", "targets[1].imagePull", "never, missing"),
+    ("targets[1].metricsPort", 80, "targets[1].metricsPort", "between 1024 and 65535"),
+    ("gateway", "fast", "gateway", "mapping"),
+    ("gateway.requestsPerMinute", 0, "gateway.requestsPerMinute", "between 1 and 100000"),
+    ("gateway.requestsPerMinute", "600", "gateway.requestsPerMinute", "integer"),
+    ("gateway.burst", 10**9, "gateway.burst", "between 1 and 100000"),
+    ("gateway.tls", "on", "gateway.tls", "off, site-ca"),
+    ("gateway.tls", "off", "gateway.tls", "plain HTTP is allowed only on loopback"),
+    ("gateway.retries", 3, "gateway.retries", "unknown key"),
     ("targets[1].name", "cluster", "targets", "'cluster' repeats"),
     ("unknownKey", 1, "unknownKey", "unknown key"),
 ]
@@ -191,3 +200,13 @@ def test_gpu_is_refused_on_edge_targets():
 def test_fixture_is_valid():
     assert VALID["dataClass"] == "sensitive"
     validate_settings(valid_settings(), ENCRYPTED)
+
+
+def test_an_edge_metrics_port_equal_to_the_site_port_is_refused():
+    settings = with_value("targets[1].hostPort", 18080)
+    settings["targets"][1]["metricsPort"] = 18080
+    messages = _message_for(settings)
+    assert any(
+        m.startswith("tizi:targets[1].metricsPort: ") and "must differ from targets[1].hostPort" in m
+        for m in messages
+    ), messages
