@@ -60,7 +60,13 @@ wait_engine() { # $1 = socket, $2 = name, $3 = log file
 }
 
 start_default() {
-  if engine_up "$DEFAULT_SOCK"; then return 0; fi
+  if engine_up "$DEFAULT_SOCK"; then
+    ip link show docker0 >/dev/null 2>&1 && return 0
+    # seen once here: docker0 deleted under a running daemon, which then fails every
+    # `docker run` on the default bridge; only a restart recreates it
+    log "docker0 is missing under the running default dockerd: restarting it"
+    stop_pidfile /var/run/docker.pid "default dockerd"
+  fi
   log "starting the default dockerd (log: $LOG_DIR/dockerd.log)"
   nohup dockerd >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
   wait_engine "$DEFAULT_SOCK" "default dockerd" "$LOG_DIR/dockerd.log"
