@@ -4,7 +4,8 @@ A crash mid-update leaves two things: the file backend's lock (cleared by
 ``automation.clear_stale_locks``) and *pending creates*, resources whose creation had
 started but was never recorded.  For edge containers that means an orphan container
 holding the very name the next attempt will use (names are per revision), so the next
-`up` fails with a name conflict.  An orphan never served as the recorded container and
+`up` fails with a name conflict; a site network caught the same way blocks the next `up`
+too (Docker refuses a second network of the same name).  An orphan never served as the recorded container and
 may be half-made (created without its key files), so it is removed, not adopted; the
 next `up` creates it properly.
 """
@@ -17,14 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 
 CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+#: how each kind of orphan is removed; containers first (a network with one attached is refused)
+REMOVE = {CONTAINER: ("rm", "-f"), NETWORK: ("network", "rm")}
 
 
 @dataclass(frozen=True)
 class Orphan:
-    """A container whose creation was interrupted: where it lives and its name."""
+    """A container or network whose creation was interrupted: where it lives and its name."""
 
     host: str
     name: str
+    type: str = CONTAINER
 
 
 def _plain(value: Any) -> Any:
@@ -45,17 +50,18 @@ def _provider_host(resources: list[dict], provider_ref: str) -> str:
 
 
 def pending_orphans(deployment: dict) -> list[Orphan]:
-    """Containers of the checkpoint's pending creates."""
+    """Containers and networks of the checkpoint's pending creates, containers first."""
     resources = deployment.get("resources") or []
     orphans = []
     for operation in deployment.get("pending_operations") or []:
         resource = operation.get("resource") or {}
-        if operation.get("type") != "creating" or resource.get("type") != CONTAINER:
+        if operation.get("type") != "creating" or resource.get("type") not in REMOVE:
             continue
         name = _plain((resource.get("inputs") or {}).get("name"))
         if isinstance(name, str) and name:
-            orphans.append(Orphan(_provider_host(resources, resource.get("provider", "")), name))
-    return orphans
+            host = _provider_host(resources, resource.get("provider", ""))
+            orphans.append(Orphan(host, name, resource["type"]))
+    return sorted(orphans, key=lambda orphan: list(REMOVE).index(orphan.type))
 
 
 def partial_creates(deployment: dict) -> list[Orphan]:
@@ -92,11 +98,11 @@ def roll_back_partial_creates(deployment: dict) -> dict:
 
 
 def remove_orphans(orphans: list[Orphan]) -> list[Orphan]:
-    """Remove each orphan container if it exists; returns those removed."""
+    """Remove each orphan (container, then network) if it exists; returns those removed."""
     removed = []
     for orphan in orphans:
         try:
-            result = subprocess.run(["docker", "--host", orphan.host, "rm", "-f", orphan.name],
+            result = subprocess.run(["docker", "--host", orphan.host, *REMOVE[orphan.type], orphan.name],
                                     capture_output=True, text=True, check=False)  # fmt: skip
         except FileNotFoundError:
             print(f"tizi: cannot remove {orphan.name} on {orphan.host}: the docker CLI is not installed; "

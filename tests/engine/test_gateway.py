@@ -23,7 +23,7 @@ from tests.engine_support import wait_for
 
 from .conftest import Project, containers, docker, local_copy
 
-PORT = 28300
+PORT = 28310
 METRICS = PORT + 1
 LABEL = "tizi.ma/ministry=enginegw"
 GATEWAY = "tizi-enginegw-dev-edge-local-gateway"

@@ -21,6 +21,8 @@ def test_killed_up_converges_on_the_next_run(engine_tools, tmp_path):
         LABEL, component=None
     ):  # from an earlier run of this test that was itself killed
         docker("rm", "-f", leftover["Id"])
+    for network in docker("network", "ls", "-q", "--filter", "name=tizi-enginekill").stdout.split():
+        docker("network", "rm", network)
     env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{project.state_dir}"}
     project.state_dir.mkdir(parents=True, exist_ok=True)
     up = subprocess.Popen([str(REPO / ".venv" / "bin" / "tizi"), "up", "--stack", "local", "--work-dir",

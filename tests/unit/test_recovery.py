@@ -25,6 +25,15 @@ def test_a_pending_container_create_is_an_orphan_on_its_provider_host():
     assert pending_orphans(deployment("tizi-x-1")) == [Orphan("ssh://tizi-edge", "tizi-x-1")]
 
 
+def test_a_pending_network_create_is_an_orphan_removed_after_the_containers():
+    both = deployment("tizi-x-net", resource_type="docker:index/network:Network")
+    both["pending_operations"] += deployment("tizi-x-3")["pending_operations"]
+    assert pending_orphans(both) == [
+        Orphan("ssh://tizi-edge", "tizi-x-3"),
+        Orphan("ssh://tizi-edge", "tizi-x-net", "docker:index/network:Network"),
+    ]
+
+
 def test_secret_names_from_a_decrypted_export_are_read():
     secret = {
         "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
