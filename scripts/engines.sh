@@ -23,9 +23,6 @@ LOG_DIR="$CACHE/logs"
 EDGE_ROOT="${TIZI_EDGE_ROOT:-/var/lib/tizi-edge}"
 EDGE_SOCK="$EDGE_ROOT/docker.sock"
 EDGE_BRIDGE="${TIZI_EDGE_BRIDGE:-edge0}"
-# the edge engine's user-defined networks (a site's private network): apart from the
-# default engine's pools (172.17-31/16, 192.168/16)
-EDGE_POOL="${TIZI_EDGE_POOL:-10.231.0.0/16}"
 EDGE_CIDR="${TIZI_EDGE_CIDR:-172.31.0.1/16}"
 SSH_PORT="${TIZI_EDGE_SSH_PORT:-2222}"
 SSH_HOST_ALIAS="tizi-edge"
@@ -97,23 +94,24 @@ start_edge_engine() {
   nohup dockerd --data-root "$EDGE_ROOT/data" --exec-root "$EDGE_ROOT/exec" \
     --pidfile "$EDGE_ROOT/docker.pid" -H "unix://$EDGE_SOCK" "${tcp[@]}" \
     --bridge "$EDGE_BRIDGE" --iptables=false --ip-masq=false \
-    --default-address-pool "base=$EDGE_POOL,size=24" \
     >>"$LOG_DIR/edge-dockerd.log" 2>&1 </dev/null &
   wait_engine "$EDGE_SOCK" "edge dockerd" "$LOG_DIR/edge-dockerd.log"
 }
 
 # The edge engine leaves iptables alone (two daemons would fight over Docker's chains), but
 # with br_netfilter loaded (the test cluster needs it) bridged packets cross the host's
-# FORWARD chain, whose policy the default engine sets to DROP: containers on the edge
+# FORWARD chain, whose policy the default engine sets to DROP: containers on one of the edge
 # engine's own networks (a site's gateway and payload) could not reach each other. A real
-# site's engine manages its own rules; here one rule lets the simulated site's networks,
-# all carved from EDGE_POOL, talk among themselves. Idempotent.
+# site's engine manages its own rules. Here one rule accepts traffic that stays on one bridge
+# (what Docker allows on its own networks anyway; routed traffic between networks is not
+# matched). Not --default-address-pool for the edge engine: with it, every edge dockerd start
+# deleted the default engine's docker0 (seen here). Idempotent.
 allow_edge_networks() {
   command -v iptables >/dev/null || return 0
   local chain=FORWARD
   if iptables -n -L DOCKER-USER >/dev/null 2>&1; then chain="DOCKER-USER"; fi
-  iptables -C "$chain" -s "$EDGE_POOL" -d "$EDGE_POOL" -j ACCEPT 2>/dev/null \
-    || iptables -I "$chain" -s "$EDGE_POOL" -d "$EDGE_POOL" -j ACCEPT
+  iptables -C "$chain" -m physdev --physdev-is-bridged -j ACCEPT 2>/dev/null \
+    || iptables -I "$chain" -m physdev --physdev-is-bridged -j ACCEPT
 }
 
 ensure_ssh_material() {

@@ -49,6 +49,7 @@ CTRD_SOCK="${TIZI_CLUSTER_RUN:-/run/tizi-cluster}/containerd.sock"
 eval "$("${SCRIPTS}/cluster.sh" env)"   # KUBECONFIG, TIZI_KUBE_CONTEXT, PATH with kubectl 1.34
 k() { kubectl --context "$TIZI_KUBE_CONTEXT" "$@"; }
 kapply() { k apply --server-side --force-conflicts "$@" >/dev/null; }
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" -v f="%.${2:-1}f" 'BEGIN { printf f, b - a }'; }  # since T0 [DECIMALS]
 
 # --- images ----------------------------------------------------------------------------------------
 # file_sha FILE — sha256 of FILE, remembered per size+mtime (hashing 400 MB of binaries takes 1.5 s)
@@ -85,13 +86,13 @@ EOF
     docker tag "${name}:${hash}" "$ref"
     return 0
   fi
-  local t0=$SECONDS
+  local t0=$EPOCHREALTIME
   ln -f "$binary" "${ctx}/${exe}" 2>/dev/null || cp "$binary" "${ctx}/${exe}"
   DOCKER_BUILDKIT=1 /usr/bin/docker build -q --label "org.tizi.content-hash=${hash}" \
     -t "${name}:${hash}" -t "$ref" "$ctx" >/dev/null
   rm -f "${ctx}/${exe}"
   IMG_BUILT+=("$ref")
-  log "built ${ref} (${name}:${hash}) in $((SECONDS - t0))s, $(docker image inspect --format '{{.Size}}' "$ref" | awk '{printf "%d MB", $1/1e6}')"
+  log "built ${ref} (${name}:${hash}) in $(since "$t0")s, $(docker image inspect --format '{{.Size}}' "$ref" | awk '{printf "%d MB", $1/1e6}')"
 }
 
 ctr_images() { ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null; }
@@ -99,7 +100,7 @@ ctr_images() { ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null; }
 # import_images — one docker save of the IMAGE_REFS (content-hash tags) containerd lacks, with their
 # version tags (IMPORT_ALIASES, same index): the shared base layer goes once
 import_images() {
-  local have refs=() i t0=$SECONDS tar="${WORK}/import.tar"
+  local have refs=() i t0=$EPOCHREALTIME tar="${WORK}/import.tar"
   have="$(ctr_images)" || have=""
   for i in "${!IMAGE_REFS[@]}"; do
     grep -qxF "${IMAGE_REFS[$i]}" <<<"$have" || refs+=("${IMAGE_REFS[$i]}" "${IMPORT_ALIASES[$i]}")
@@ -107,16 +108,17 @@ import_images() {
   [ ${#refs[@]} -eq 0 ] && return 0
   docker save -o "$tar" "${refs[@]}"
   "${SCRIPTS}/cluster.sh" import-image "$tar" >/dev/null 2>&1 || { rm -f "$tar"; die "import of ${refs[*]} failed"; }
-  log "imported $((${#refs[@]} / 2)) image(s) into the node in $((SECONDS - t0))s ($(du -m "$tar" | cut -f1) MB archive)"
+  log "imported $((${#refs[@]} / 2)) image(s) into the node in $(since "$t0")s ($(du -m "$tar" | cut -f1) MB archive)"
   rm -f "$tar"
 }
 
 IMAGE_REFS=() IMPORT_ALIASES=() IMAGE_HASHES=""
 cmd_images() {
-  local c t0=$SECONDS
+  local c t0=$EPOCHREALTIME
   if [ ! -f "${KS_BIN}/.complete" ] || [ ! -x "$TRAEFIK_BIN" ]; then
     die "binaries missing: run scripts/cluster/serverless-build.sh knative traefik"
   fi
+  docker version >/dev/null 2>&1 || die "the Docker engine does not answer (it builds the images)"
   docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 || "${SCRIPTS}/build-image.sh" --base
   for c in "${KS_COMPONENTS[@]}"; do
     build_image "dev.local/knative/${c}:${KS_VERSION}" "${KS_BIN}/${c}"
@@ -127,7 +129,7 @@ cmd_images() {
   IMAGE_REFS+=("dev.local/traefik:${IMG_HASH}"); IMPORT_ALIASES+=("dev.local/traefik:${TRAEFIK_VERSION}")
   IMAGE_HASHES+="traefik=${IMG_HASH}"
   import_images
-  log "images ready in $((SECONDS - t0))s: ${IMAGE_HASHES}"
+  log "images ready in $(since "$t0")s: ${IMAGE_HASHES}"
 }
 
 # --- manifests -------------------------------------------------------------------------------------
@@ -135,13 +137,13 @@ cmd_images() {
 cm_data() {
   local add="" kv
   for kv in "$@"; do add+="  ${kv%%=*}: \"${kv#*=}\"\\n"; done
-  awk -v add="$add" '{ print } /^data:[ \t]*$/ { printf "%s", add }' | sed 's/\\n$//'
+  awk -v add="$add" '{ print } /^data:[ \t]*$/ { printf "%s", add }'
 }
 
 catdocs() { local f; for f in "$@"; do cat "$f"; printf '\n---\n'; done; }
 
 # render_core OUT — Knative Serving core without the activator (rendered later, it needs the
-# autoscaler's ClusterIP) and without the webhooks configurations (applied last)
+# autoscaler's ClusterIP); the webhook configurations separately (applied last)
 render_core() {
   local out="$1" f
   mkdir -p "$out"; rm -f "$out"/*.yaml
@@ -168,7 +170,9 @@ render_core() {
     render_deployment "$f"; printf '\n---\n'
   done > "$out/40-deployments.yaml"
   catdocs "${KS_CONFIG}/999-cache.yaml" "${KS_CONFIG}/300-knativecertificate.yaml" | sed "$ko" > "$out/50-crs.yaml"
-  catdocs "${KS_CONFIG}"/webhooks/*.yaml > "$out/90-webhooks.yaml"
+  # the (empty) webhook-certs Secret the webhook fills and needs to become Ready; the configurations go last
+  cp "${KS_CONFIG}/webhooks/secret.yaml" "$out/35-webhook-secret.yaml"
+  catdocs "${KS_CONFIG}"/webhooks/{configmap-validation,defaulting,resource-validation}.yaml > "$out/90-webhooks.yaml"
 }
 
 # render_deployment FILE [HOSTALIAS_IP] — ko:// -> dev.local, imagePullPolicy IfNotPresent, smaller CPU
@@ -318,7 +322,7 @@ EOF
 }
 
 cmd_install() {
-  local t0=$SECONDS m="${WORK}/manifests"
+  local t0=$EPOCHREALTIME m="${WORK}/manifests"
   k get --raw /readyz >/dev/null 2>&1 || die "cluster is not ready (scripts/cluster.sh start)"
   cmd_images
   render_core "$m"
@@ -330,7 +334,7 @@ cmd_install() {
     local h; h="$(install_hash)"
     if [ "$(k get ns "$KS_NS" -o jsonpath='{.metadata.annotations.tizi\.dev/install-hash}' 2>/dev/null)" = "$h" ] \
         && deployments_available; then
-      log "Knative Serving ${KS_VERSION} + Traefik ${TRAEFIK_VERSION} already installed (hash ${h}): nothing to do ($((SECONDS - t0))s)"
+      log "Knative Serving ${KS_VERSION} + Traefik ${TRAEFIK_VERSION} already installed (hash ${h}): nothing to do ($(since "$t0")s)"
       return 0
     fi
   fi
@@ -340,11 +344,11 @@ cmd_install() {
   log "Traefik ${TRAEFIK_VERSION} (namespace ${TRAEFIK_NS})"
   kapply -f "$m/60-traefik.yaml"
   log "Knative Serving core"
-  kapply -f "$m/10-namespace.yaml" -f "$m/20-rbac.yaml" -f "$m/30-configmaps.yaml" -f "$m/40-deployments.yaml" -f "$m/50-crs.yaml"
+  kapply -f "$m/10-namespace.yaml" -f "$m/20-rbac.yaml" -f "$m/30-configmaps.yaml" -f "$m/35-webhook-secret.yaml" \
+    -f "$m/40-deployments.yaml" -f "$m/50-crs.yaml"
   ip="$(k -n "$KS_NS" get svc autoscaler -o jsonpath='{.spec.clusterIP}')"
   render_deployment "${KS_CONFIG}/deployments/activator.yaml" "$ip" > "$m/45-activator.yaml"
   kapply -f "$m/45-activator.yaml"
-  kapply -f "$m/90-webhooks.yaml"
   local r
   for r in "${IMG_BUILT[@]}"; do   # a rebuilt image under an unchanged tag: restart its users
     case "$r" in
@@ -360,9 +364,12 @@ cmd_install() {
     k -n "$KS_NS" rollout status "deploy/${r}" --timeout 180s >/dev/null \
       || { k -n "$KS_NS" get pods -o wide >&2; k -n "$KS_NS" logs "deploy/${r}" --tail 20 >&2 || true; die "${r} did not become Available"; }
   done
+  # the webhook configurations last, once the webhook runs (failurePolicy Fail: until then every Knative
+  # object would be refused); it then patches its CA into them
+  kapply -f "$m/90-webhooks.yaml"
   poll 60 1 webhook_answers || die "the Knative webhook does not answer (kubectl apply --dry-run=server of a Knative Service fails)"
   k annotate --overwrite ns "$KS_NS" "tizi.dev/install-hash=$(install_hash)" >/dev/null
-  log "Knative Serving ${KS_VERSION} + Traefik ${TRAEFIK_VERSION} installed and Available in $((SECONDS - t0))s"
+  log "Knative Serving ${KS_VERSION} + Traefik ${TRAEFIK_VERSION} installed and Available in $(since "$t0")s"
 }
 
 # delete_ns NS... — Deployments and Knative Services first: with OrderedNamespaceDeletion (beta and on in
@@ -374,8 +381,10 @@ delete_ns() {
   local ns
   for ns in "$@"; do
     k get ns "$ns" >/dev/null 2>&1 || continue
-    k -n "$ns" delete ksvc --all --wait=true --timeout 60s >/dev/null 2>&1 || true
-    k -n "$ns" delete deploy --all --wait=true --timeout 60s >/dev/null 2>&1 || true
+    k -n "$ns" delete ksvc --all --wait=false >/dev/null 2>&1 || true
+    k -n "$ns" delete deploy --all --wait=false >/dev/null 2>&1 || true
+    # a revision pod's queue-proxy drains for 30 s on SIGTERM: not worth waiting for here
+    k -n "$ns" delete pods --all --force --grace-period=0 >/dev/null 2>&1 || true
     poll 120 0.5 no_pods "$ns" || true
     k delete ns "$ns" --wait=true --timeout 120s >/dev/null
   done
@@ -427,13 +436,14 @@ EOF
 # http_code URL HOST — the status of one GET through Traefik (000 when no answer)
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time "${3:-10}" -H "Host: $2" "$1" || true; }
 
-pods_of_hello() {  # all pods of the selftest service, terminating ones included
-  k -n "$SELFTEST_NS" get pods -l serving.knative.dev/service=hello -o name 2>/dev/null | grep -c . || true
+pods_of_hello() {  # pods of the selftest service not being deleted (a queue-proxy drains 30 s on SIGTERM)
+  k -n "$SELFTEST_NS" get pods -l serving.knative.dev/service=hello \
+    -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' 2>/dev/null \
+    | awk 'NF == 1 { n++ } END { print n + 0 }'
 }
 replicas_of_hello() {  # the revision Deployment's desired replicas (what the autoscaler decided)
   k -n "$SELFTEST_NS" get deploy -l serving.knative.dev/service=hello -o jsonpath='{.items[0].spec.replicas}' 2>/dev/null || true
 }
-since() { awk -v a="$1" -v b="$EPOCHREALTIME" -v f="%.${2:-1}f" 'BEGIN { printf f, b - a }'; }  # since T0 [DECIMALS]
 
 cmd_selftest() {
   local fail=0 t0 host tip code
@@ -487,7 +497,7 @@ EOF
     if [ -n "$to_zero" ] && [ "$(pods_of_hello)" = 0 ]; then rc=0; break; fi
     sleep 0.5
   done
-  check "scaled to zero: replicas 0 after ${to_zero:-?}s, no pod left after $(since "$last")s (since the last request)" "$rc"
+  check "scaled to zero: replicas 0 after ${to_zero:-?}s, no running pod after $(since "$last")s (since the last request)" "$rc"
   t0=$EPOCHREALTIME
   code="$(http_code "http://${tip}/" "$host" 120)"
   local cold; cold="$(since "$t0" 2)"
