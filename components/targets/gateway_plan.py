@@ -33,7 +33,7 @@ from components.targets.edge_plan import Healthcheck, go_duration
 GATEWAY_IMAGE = "tizi/gateway:0.1.0"
 #: the gateway's ports inside its container (and in the pod on Kubernetes)
 LISTEN_PORT = 8443
-METRICS_PORT = 9090
+METRICS_PORT = 9095
 CONFIG_DIR = "/etc/tizi-gateway"
 STATE_DIR = "/var/lib/tizi-gateway"
 RUN_DIR = "/run/tizi-gateway"

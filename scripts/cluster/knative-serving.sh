@@ -23,7 +23,7 @@ set -euo pipefail
 
 LOG_TAG=knative-serving LOG_ELAPSED=1
 # shellcheck source=../lib/common.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"   # SCRIPTS, CACHE, log, die, poll, hash_files, short_hash
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"   # SCRIPTS, CACHE, log, die, poll, short_hash
 
 KS_VERSION="${TIZI_KSERVING_VERSION:-v0.42.2}"
 TRAEFIK_VERSION="${TIZI_TRAEFIK_VERSION:-v3.6.12}"
@@ -95,15 +95,17 @@ EOF
   log "built ${ref} (${name}:${hash}) in $(since "$t0")s, $(docker image inspect --format '{{.Size}}' "$ref" | awk '{printf "%d MB", $1/1e6}')"
 }
 
-ctr_images() { ctr --address "$CTRD_SOCK" -n k8s.io images ls -q 2>/dev/null; }
+ctr_images() { ctr --address "$CTRD_SOCK" -n k8s.io images ls 2>/dev/null | awk 'NR > 1 { print $1, $3 }'; }  # REF DIGEST
 
-# import_images — one docker save of the IMAGE_REFS (content-hash tags) containerd lacks, with their
-# version tags (IMPORT_ALIASES, same index): the shared base layer goes once
+# import_images — one docker save of the IMAGE_REFS (content-hash tags) that containerd lacks, or whose
+# version tag (IMPORT_ALIASES, same index) points elsewhere: the shared base layer goes once
 import_images() {
-  local have refs=() i t0=$EPOCHREALTIME tar="${WORK}/import.tar"
+  local have refs=() i dh da t0=$EPOCHREALTIME tar="${WORK}/import.tar"
   have="$(ctr_images)" || have=""
   for i in "${!IMAGE_REFS[@]}"; do
-    grep -qxF "${IMAGE_REFS[$i]}" <<<"$have" || refs+=("${IMAGE_REFS[$i]}" "${IMPORT_ALIASES[$i]}")
+    dh="$(awk -v r="${IMAGE_REFS[$i]}" '$1 == r { print $2 }' <<<"$have")"
+    da="$(awk -v r="${IMPORT_ALIASES[$i]}" '$1 == r { print $2 }' <<<"$have")"
+    if [ -z "$dh" ] || [ "$dh" != "$da" ]; then refs+=("${IMAGE_REFS[$i]}" "${IMPORT_ALIASES[$i]}"); fi
   done
   [ ${#refs[@]} -eq 0 ] && return 0
   docker save -o "$tar" "${refs[@]}"
@@ -372,7 +374,7 @@ cmd_install() {
   log "Knative Serving ${KS_VERSION} + Traefik ${TRAEFIK_VERSION} installed and Available in $(since "$t0")s"
 }
 
-# delete_ns NS... — Deployments and Knative Services first: with OrderedNamespaceDeletion (beta and on in
+# delete_ns NS... — Knative Services, Deployments and pods first: with OrderedNamespaceDeletion (GA in
 # Kubernetes 1.34) the namespace controller deletes pods first and requeues after their grace period
 # (300 s for a revision pod or the webhook, 600 s for the activator) before it deletes anything else
 # shellcheck disable=SC2317  # called through poll
@@ -430,7 +432,7 @@ EOF
     (cd "$d" && GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ctx/hello .)
     DOCKER_BUILDKIT=1 /usr/bin/docker build -q -t "$HELLO_IMAGE" "$d/ctx" >/dev/null
   fi
-  ctr_images | grep -qxF "$HELLO_IMAGE" || "${SCRIPTS}/cluster.sh" import-image "$HELLO_IMAGE" >/dev/null 2>&1
+  ctr_images | grep -q "^${HELLO_IMAGE} " || "${SCRIPTS}/cluster.sh" import-image "$HELLO_IMAGE" >/dev/null 2>&1
 }
 
 # http_code URL HOST — the status of one GET through Traefik (000 when no answer)

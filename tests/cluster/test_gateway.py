@@ -63,7 +63,7 @@ def release(kube_context, core, tmp_path_factory):
     )
     pod_ip = next(p.status.pod_ip for p in pod.items if p.status.phase == "Running")
     service_ip = core.CoreV1Api().read_namespaced_service("inference", NAMESPACE).spec.cluster_ip
-    yield f"http://{service_ip}", f"http://{pod_ip}:9090/metrics"
+    yield f"http://{service_ip}", f"http://{pod_ip}:9095/metrics"
     run("helm", "--kube-context", kube_context, "uninstall", "inference", "-n", NAMESPACE, check=False)
     run("kubectl", "--context", kube_context, "delete", "namespace", NAMESPACE, "--wait=false", check=False)
 

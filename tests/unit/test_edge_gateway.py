@@ -16,7 +16,7 @@ def test_gateway_publishes_the_site_port_and_metrics_on_loopback_only():
     assert gateway["networkMode"] == "tizi-local-dev-edge-local-net"
     ports = {p["internal"]: p for p in unwrap(gateway["ports"])}
     assert ports[8443]["external"] == 18080 and ports[8443]["ip"] == "127.0.0.1"
-    assert ports[9090]["external"] == 19080 and ports[9090]["ip"] == "127.0.0.1"
+    assert ports[9095]["external"] == 19080 and ports[9095]["ip"] == "127.0.0.1"
     assert gateway["readOnly"] is True and gateway["user"] == "10001:10001"
     assert gateway["capabilities"] == {"drops": ["ALL"]}
     assert not any(k in env for env in gateway.get("envs", []) for k in KEYS)

@@ -487,6 +487,13 @@ Chart-wide checks that need more than the JSON schema.
 {{- if and .Values.gateway.enabled (or (eq (int .Values.gateway.port) (int .Values.containerPort)) (eq (int .Values.gateway.metricsPort) (int .Values.containerPort)) (eq (int .Values.gateway.port) (int .Values.gateway.metricsPort))) -}}
 {{- fail (printf "gateway.port (%d), gateway.metricsPort (%d) and containerPort (%d) must all differ: the gateway and the payload share the pod's network" (int .Values.gateway.port) (int .Values.gateway.metricsPort) (int .Values.containerPort)) -}}
 {{- end -}}
+{{- if .Values.knative.enabled -}}
+{{- range $name, $port := dict "containerPort" .Values.containerPort "gateway.port" .Values.gateway.port "gateway.metricsPort" .Values.gateway.metricsPort -}}
+{{- if has (int $port) (list 8008 8012 8013 8022 9090 9091) -}}
+{{- fail (printf "%s (%d) is reserved by Knative's queue-proxy in every revision pod (8008, 8012, 8013, 8022, 9090, 9091); choose another port" $name (int $port)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- end -}}

@@ -26,7 +26,7 @@ class GatewaySettings:
     upstream_host: str
     upstream_port: int
     listen_port: int = 8443
-    metrics_port: int = 9090
+    metrics_port: int = 9095
     requests_per_minute: int = 600
     burst: int = 60
     tls: str = "off"

@@ -37,7 +37,7 @@ def test_gateway_settings_follow_the_values_and_name_the_probe_paths():
         "upstream_host": "127.0.0.1",
         "upstream_port": 8080,
         "listen_port": 8443,
-        "metrics_port": 9090,
+        "metrics_port": 9095,
         "requests_per_minute": 90,
         "burst": 7,
         "tls": "off",
@@ -58,7 +58,7 @@ def test_gateway_reads_the_same_secret_as_files_and_runs_restricted():
     assert gateway["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
     assert gateway["lifecycle"]["preStop"]["sleep"]["seconds"] == 5
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == "9090" and annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == "9095" and annotations["prometheus.io/path"] == "/metrics"
 
 
 def test_disabled_gateway_leaves_the_payload_alone():
@@ -71,7 +71,7 @@ def test_disabled_gateway_leaves_the_payload_alone():
 def test_ports_that_collide_fail_with_one_line():
     with pytest.raises(HelmError) as failed:
         render_chart(with_base(gateway={"port": 8080}))
-    assert "gateway.port (8080), gateway.metricsPort (9090) and containerPort (8080) must all differ" in str(
+    assert "gateway.port (8080), gateway.metricsPort (9095) and containerPort (8080) must all differ" in str(
         failed.value
     )
 
@@ -92,3 +92,11 @@ def test_alert_rules_ship_as_a_config_map_and_as_a_prometheus_rule_where_the_crd
 def test_the_gateway_image_carries_the_same_rules_for_edge_sites():
     build = (Path(CHART).parents[1] / "scripts" / "build-gateway-image.sh").read_text()
     assert "gateway-alerts.yml" in build, "the image build copies the chart's rules file"
+
+
+def test_knative_reserved_ports_are_refused_in_knative_mode():
+    with pytest.raises(HelmError) as failed:
+        render_chart(with_base(knative={"enabled": True}, gateway={"metricsPort": 9090}))
+    assert "gateway.metricsPort (9090) is reserved by Knative's queue-proxy" in str(failed.value)
+    # the defaults leave Knative's ports alone
+    assert render_chart(with_base(knative={"enabled": True}))

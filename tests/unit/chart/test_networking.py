@@ -18,7 +18,7 @@ def test_service_targets_the_named_http_port() -> None:
     # the named port http is the gateway's; the payload's own port is not the Service's target
     assert serving_container(deployment_doc)["ports"] == [
         {"name": "http", "containerPort": 8443, "protocol": "TCP"},
-        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9095, "protocol": "TCP"},
     ]
     assert container(deployment_doc)["ports"] == [
         {"name": "payload", "containerPort": 8080, "protocol": "TCP"}

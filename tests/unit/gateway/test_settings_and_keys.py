@@ -14,7 +14,7 @@ GOOD = {"upstream_host": "payload", "upstream_port": 8080}
 
 def test_minimal_settings_take_the_defaults():
     settings = parse_settings(GOOD)
-    assert (settings.listen_port, settings.metrics_port, settings.tls) == (8443, 9090, "off")
+    assert (settings.listen_port, settings.metrics_port, settings.tls) == (8443, 9095, "off")
     assert settings.requests_per_minute == 600 and settings.burst == 60
 
 
