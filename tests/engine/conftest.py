@@ -60,7 +60,22 @@ class Project:
 UNLIMITED = {"requestsPerMinute": 100_000, "burst": 10_000}
 
 
+def clear_leftovers(ministry: str, host: str) -> None:
+    """Remove what a killed earlier run of a test left on the engine (its state went with it):
+    containers, then the site network and volumes, all named ``tizi-<ministry>-…``."""
+    engine = None if host.startswith("unix:///var/run/docker.sock") else host
+    ids = docker("ps", "-aq", "--filter", f"label=tizi.ma/ministry={ministry}", host=engine).stdout.split()
+    if ids:
+        docker("rm", "-f", *ids, host=engine)
+    listings = {"network": ("network", "ls", "--format", "{{.Name}}"), "volume": ("volume", "ls", "-q")}
+    for kind, listing in listings.items():
+        names = [n for n in docker(*listing, host=engine).stdout.split() if n.startswith(f"tizi-{ministry}-")]
+        if names:
+            docker(kind, "rm", *names, host=engine, check=False)
+
+
 def local_copy(root: Path, host: str, port: int, ministry: str, gateway: dict | None = None) -> Project:
+    clear_leftovers(ministry, host)
     work_dir = project_copy(root / "project", ["local"])
 
     def change(config: dict) -> None:
