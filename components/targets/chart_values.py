@@ -14,7 +14,7 @@ from typing import Any
 from components.rules.catalogue import TargetKind
 from components.spec.service import ServiceSpec
 from components.spec.target import Target
-from components.targets.gateway_plan import GATEWAY_RESOURCES
+from components.targets.gateway_plan import GATEWAY_RESOURCES, QUEUE_PROXY_RESOURCES
 
 CHART_DIR = Path(__file__).resolve().parents[2] / "charts" / "inference-service"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -68,6 +68,7 @@ def chart_values(spec: ServiceSpec, target: Target, api_key_secret: str | None =
             "minScale": spec.scaling.min,
             "maxScale": spec.scaling.max,
             "target": spec.scaling.target_concurrency,
+            "queueProxy": {"resources": QUEUE_PROXY_RESOURCES},
         },
         "resources": {
             "requests": {"cpu": spec.resources.cpu, "memory": spec.resources.memory},

@@ -16,12 +16,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.placement import TargetPlacement
+from components.rules.catalogue import TargetKind
 from components.spec.labels import TARGET_LABEL
 from components.spec.secrets import key_file_name, split_keys
 from components.spec.service import Quantity, ServiceSpec
 from components.spec.target import Target
 from components.targets.chart_values import CHART_DIR, GPU_RESOURCE, chart_values
-from components.targets.gateway_plan import GATEWAY_RESOURCES
+from components.targets.gateway_plan import GATEWAY_RESOURCES, QUEUE_PROXY_RESOURCES
 
 #: Pod Security Admission labels: "restricted" enforced, audited and warned.
 POD_SECURITY_LABELS = {
@@ -39,21 +40,21 @@ def key_files(api_keys: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
     )
 
 
-def quota_hard(spec: ServiceSpec) -> dict[str, str]:
+def quota_hard(spec: ServiceSpec, knative: bool = False) -> dict[str, str]:
     """Room for max replicas plus one surge pod during a rolling update, and no more.
 
-    Each pod is the payload (requests = limits = the spec's resources) and the gateway
-    sidecar (``GATEWAY_RESOURCES``).
+    Each pod is the payload (requests = limits = the spec's resources), the gateway sidecar
+    (``GATEWAY_RESOURCES``) and, under Knative, its queue-proxy (``QUEUE_PROXY_RESOURCES``).
     """
+    sidecars = [GATEWAY_RESOURCES, *([QUEUE_PROXY_RESOURCES] if knative else [])]
     pods = spec.scaling.max + 1
     payload_cpu = int(Quantity.cpus(spec.resources.cpu) * 1000)
     payload_mib = Quantity.memory_mib(spec.resources.memory)
 
     def total(kind: str) -> tuple[str, str]:
-        gateway = GATEWAY_RESOURCES[kind]
-        cpu = (payload_cpu + int(Quantity.cpus(gateway["cpu"]) * 1000)) * pods
-        mib = (payload_mib + Quantity.memory_mib(gateway["memory"])) * pods
-        return f"{cpu}m", f"{mib}Mi"
+        cpu = payload_cpu + sum(int(Quantity.cpus(r[kind]["cpu"]) * 1000) for r in sidecars)
+        mib = payload_mib + sum(Quantity.memory_mib(r[kind]["memory"]) for r in sidecars)
+        return f"{cpu * pods}m", f"{mib * pods}Mi"
 
     requests_cpu, requests_memory = total("requests")
     limits_cpu, limits_memory = total("limits")
@@ -102,7 +103,7 @@ def deploy_release(
     k8s.core.v1.ResourceQuota(
         f"{name}-quota",
         metadata={"name": f"{spec.name}-quota", "namespace": target.namespace, "labels": labels},
-        spec={"hard": quota_hard(spec)},
+        spec={"hard": quota_hard(spec, knative=target.kind is TargetKind.KNATIVE)},
         opts=in_namespace,
     )
     secret = k8s.core.v1.Secret(

@@ -41,6 +41,11 @@ STAGING_DIR = "/staging"
 GATEWAY_UID = "10001:10001"
 #: the gateway sidecar's share of each pod (Envoy with one worker and the supervisor use
 #: about 60 MiB); the namespace quota adds it to the payload's
+#: Knative's queue-proxy sidecar in every revision pod (set per revision by the chart)
+QUEUE_PROXY_RESOURCES = {
+    "requests": {"cpu": "25m", "memory": "32Mi"},
+    "limits": {"cpu": "250m", "memory": "128Mi"},
+}
 GATEWAY_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "64Mi"},
     "limits": {"cpu": "250m", "memory": "128Mi"},
