@@ -27,6 +27,29 @@ cert() {
   rm -f "${PKI}/${name}.csr" "${PKI}/${name}.ext"
 }
 
+# The aggregation layer's own CA and the API server's client certificate under it: the API
+# server proxies /apis/metrics.k8s.io to metrics-server with that certificate and the user in
+# X-Remote-* headers, which metrics-server trusts only from a client of this CA (named
+# front-proxy-client). A CA apart from the cluster's, as kubeadm does.
+front_proxy_pki() {
+  if [ ! -f "${PKI}/front-proxy-ca.crt" ]; then
+    openssl genrsa -out "${PKI}/front-proxy-ca.key" 2048 2>/dev/null
+    openssl req -x509 -new -nodes -key "${PKI}/front-proxy-ca.key" -subj "/CN=tizi-front-proxy-ca" -days 3650 \
+      -sha256 -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -out "${PKI}/front-proxy-ca.crt" 2>/dev/null
+  fi
+  [ -f "${PKI}/front-proxy-client.crt" ] && return 0
+  openssl genrsa -out "${PKI}/front-proxy-client.key" 2048 2>/dev/null
+  openssl req -new -key "${PKI}/front-proxy-client.key" -subj "/CN=front-proxy-client" \
+    -out "${PKI}/front-proxy-client.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' \
+    > "${PKI}/front-proxy-client.ext"
+  openssl x509 -req -in "${PKI}/front-proxy-client.csr" -CA "${PKI}/front-proxy-ca.crt" \
+    -CAkey "${PKI}/front-proxy-ca.key" -CAcreateserial -days 3650 -sha256 \
+    -extfile "${PKI}/front-proxy-client.ext" -out "${PKI}/front-proxy-client.crt" 2>/dev/null
+  rm -f "${PKI}/front-proxy-client.csr" "${PKI}/front-proxy-client.ext"
+}
+
 make_pki() {
   local ip="$1"
   mkdir -p "$PKI"; chmod 700 "$PKI"
@@ -51,6 +74,7 @@ make_pki() {
   cert kube-proxy system:kube-proxy system:node-proxier ""
   cert kubelet-client "system:node:${NODE_NAME}" system:nodes ""
   cert kubelet "$NODE_NAME" "" "IP:127.0.0.1,IP:${ip},DNS:${NODE_NAME},DNS:localhost"
+  front_proxy_pki
   if [ ! -f "${PKI}/sa.key" ]; then
     openssl genrsa -out "${PKI}/sa.key" 2048 2>/dev/null
     openssl rsa -in "${PKI}/sa.key" -pubout -out "${PKI}/sa.pub" 2>/dev/null
