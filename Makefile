@@ -46,8 +46,9 @@ cluster: image llm toolchain
 	scripts/cluster.sh import-image tizi/gateway:0.1.0
 	scripts/cluster.sh import-image tizi/llm-server:0.1.0
 	scripts/cluster.sh import-image tizi/model-smollm2:0.1.0
-	scripts/cluster/serverless-build.sh knative traefik
+	scripts/cluster/serverless-build.sh knative traefik metrics-server
 	scripts/cluster/knative-serving.sh install
+	scripts/cluster/metrics-server.sh install
 
 ## The main command: deploy the default local stack (edge target on this machine's Docker).
 ## Only the toolchain parts the stack's targets need are built (`tizi needs`): the
