@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import urllib.request
 
 import pytest
-import yaml
 
-from components.targets.chart_values import CHART_DIR
-from tests.engine_support import http_status, run, wait_for
+from tests.engine_support import http_status, wait_for
 
-from .test_chart_alone import tizi_values
+from .helm_alone import chart_alone
 
 NAMESPACE = "tizi-gateway-test"
 KEYS = ["gw-key-one-0123456789abcdef", "gw-key-two-0123456789abcdef"]
@@ -28,44 +25,19 @@ def key_id(key: str) -> str:
 
 @pytest.fixture(scope="module")
 def release(kube_context, core, tmp_path_factory):
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    values = {
+        "replicaCount": 1,
+        "autoscaling": {"enabled": False},
+        "pdb": {"enabled": False},
+        "gateway": {"requestsPerMinute": 60, "burst": 5},
     }
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "inference-api-keys", "namespace": NAMESPACE},
-        "stringData": {f"key-{i}": k for i, k in enumerate(KEYS)},
-    }
-    # a namespace left terminating by an earlier run would refuse the Secret
-    run("kubectl", "--context", kube_context, "delete", "namespace", NAMESPACE,
-        "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)  # fmt: skip
-    for document in (namespace, secret):
-        run("kubectl", "--context", kube_context, "apply", "-f", "-", input=json.dumps(document))
-    values = yaml.safe_load(tizi_values("kind"))
-    values.update(
-        replicaCount=1,
-        autoscaling={"enabled": False},
-        pdb={"enabled": False},
-        gateway={"requestsPerMinute": 60, "burst": 5},
-    )
-    path = tmp_path_factory.mktemp("gateway-values") / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    installed = run(
-        "helm", "--kube-context", kube_context, "install", "inference", str(CHART_DIR), "-n", NAMESPACE,
-        "-f", str(path), "--wait", "--timeout", "180s", check=False,
-    )  # fmt: skip
-    assert installed.returncode == 0, installed.stderr
-    pod = core.CoreV1Api().list_namespaced_pod(
-        NAMESPACE, label_selector="app.kubernetes.io/instance=inference"
-    )
-    pod_ip = next(p.status.pod_ip for p in pod.items if p.status.phase == "Running")
-    service_ip = core.CoreV1Api().read_namespaced_service("inference", NAMESPACE).spec.cluster_ip
-    yield f"http://{service_ip}", f"http://{pod_ip}:9095/metrics"
-    run("helm", "--kube-context", kube_context, "uninstall", "inference", "-n", NAMESPACE, check=False)
-    run("kubectl", "--context", kube_context, "delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    with chart_alone(kube_context, NAMESPACE, KEYS, values, tmp_path_factory.mktemp("gateway")):
+        pod = core.CoreV1Api().list_namespaced_pod(
+            NAMESPACE, label_selector="app.kubernetes.io/instance=inference"
+        )
+        pod_ip = next(p.status.pod_ip for p in pod.items if p.status.phase == "Running")
+        service_ip = core.CoreV1Api().read_namespaced_service("inference", NAMESPACE).spec.cluster_ip
+        yield f"http://{service_ip}", f"http://{pod_ip}:9095/metrics"
 
 
 def fetch(url: str) -> str:

@@ -11,13 +11,11 @@ import time
 import urllib.request
 
 import pytest
-import yaml
 
-from components.targets.chart_values import CHART_DIR
 from tests.conftest import require
 from tests.engine_support import run, wait_for
 
-from .test_chart_alone import tizi_values
+from .helm_alone import chart_alone
 
 NAMESPACE = "tizi-hpa-test"
 KEY = "hpa-key-0123456789abcdef"
@@ -35,34 +33,14 @@ def release(kube_context, core, tmp_path_factory):
         check=False,
     )
     require(served.returncode == 0, "metrics.k8s.io is not served: scripts/cluster/metrics-server.sh install")
-    run("kubectl", "--context", kube_context, "delete", "namespace", NAMESPACE,
-        "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)  # fmt: skip
-    documents = [
-        {"apiVersion": "v1", "kind": "Namespace",
-         "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}},
-        {"apiVersion": "v1", "kind": "Secret", "stringData": {"key-0": KEY},
-         "metadata": {"name": "inference-api-keys", "namespace": NAMESPACE}},
-    ]  # fmt: skip
-    for document in documents:
-        run("kubectl", "--context", kube_context, "apply", "-f", "-", input=json.dumps(document))
-    values = yaml.safe_load(tizi_values("kind"))
-    values.update(
-        pdb={"enabled": False},
-        gateway={"requestsPerMinute": 100_000, "burst": 10_000},
-        autoscaling={"enabled": True, "minReplicas": 1, "maxReplicas": 3,
-                     "targetCPUUtilizationPercentage": 50, "scaleDownStabilizationSeconds": 15},
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("hpa-values") / "values.yaml"
-    path.write_text(yaml.safe_dump(values))
-    installed = run(
-        "helm", "--kube-context", kube_context, "install", "inference", str(CHART_DIR), "-n", NAMESPACE,
-        "-f", str(path), "--wait", "--timeout", "180s", check=False,
-    )  # fmt: skip
-    assert installed.returncode == 0, installed.stderr
-    url = "http://" + core.CoreV1Api().read_namespaced_service("inference", NAMESPACE).spec.cluster_ip
-    yield url
-    run("helm", "--kube-context", kube_context, "uninstall", "inference", "-n", NAMESPACE, check=False)
-    run("kubectl", "--context", kube_context, "delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    values = {
+        "pdb": {"enabled": False},
+        "gateway": {"requestsPerMinute": 100_000, "burst": 10_000},
+        "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3,
+                        "targetCPUUtilizationPercentage": 50, "scaleDownStabilizationSeconds": 15},
+    }  # fmt: skip
+    with chart_alone(kube_context, NAMESPACE, [KEY], values, tmp_path_factory.mktemp("hpa")):
+        yield "http://" + core.CoreV1Api().read_namespaced_service("inference", NAMESPACE).spec.cluster_ip
 
 
 def replicas(core) -> int:
