@@ -2,7 +2,7 @@
 # scripts/cluster.sh — a real single-node Kubernetes cluster built offline from
 # upstream components (see scripts/CLUSTER.md).
 #
-#   scripts/cluster.sh start|stop|status|env|build|import-image IMAGE|FILE.tar|knative-crds|selftest|delete|logs [COMPONENT]
+#   scripts/cluster.sh start|stop|status|env|build|import-image IMAGE|FILE.tar|images|knative-crds|selftest|delete|logs [COMPONENT]
 #
 # Builds are cached outside the clone under ${TIZI_CACHE:-$HOME/.cache/tizi}/k8s/<version>/,
 # Go caches under ${TIZI_CACHE}/go/, runtime state under /var/lib/tizi-cluster and /run/tizi-cluster.
@@ -48,6 +48,8 @@ export GOFLAGS="-buildvcs=false"
 . "${TEMPLATES}/certs.sh"      # node_ip make_pki kubeconfig
 # shellcheck source=cluster/run.sh
 . "${TEMPLATES}/run.sh"        # cmd_start cmd_stop cmd_status cmd_env cmd_import_image cmd_delete
+# shellcheck source=cluster/kind.sh
+. "${TEMPLATES}/kind.sh"       # kind_start kind_stop kind_import kind_images (TIZI_CLUSTER=kind)
 # shellcheck source=cluster/knative.sh
 . "${TEMPLATES}/knative.sh"    # cmd_knative_crds
 # shellcheck source=cluster/selftest.sh
@@ -61,11 +63,12 @@ main() {
     env) cmd_env ;;
     build) cmd_build ;;
     import-image) shift; cmd_import_image "$@" ;;
+    images) cmd_images ;;
     knative-crds) cmd_knative_crds ;;
     delete) cmd_delete ;;
     selftest) cmd_selftest ;;
     logs) tail -n "${3:-100}" "${LOGS}/${2:-kubelet}.log" ;;
-    *) echo "usage: $0 start|stop|status|env|build|import-image IMAGE|FILE.tar|knative-crds|selftest|delete|logs [COMPONENT]" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status|env|build|import-image IMAGE|FILE.tar|images|knative-crds|selftest|delete|logs [COMPONENT]" >&2; exit 2 ;;
   esac
 }
 

@@ -56,16 +56,36 @@ wait_engine() { # $1 = socket, $2 = name, $3 = log file
   return 1
 }
 
+# The default engine runs containers through scripts/runc-bounded: `--privileged` (kind's
+# nodes) asks for every capability, and this host's bounding set lacks CAP_SYS_RESOURCE. The
+# wrapper is copied outside the clone, since the daemon outlives it.
+RUNC_BOUNDED="${CACHE}/bin/runc-bounded"
+
+install_runc_bounded() {
+  mkdir -p "$(dirname "$RUNC_BOUNDED")"
+  cmp -s "${SCRIPTS}/runc-bounded" "$RUNC_BOUNDED" && return 0
+  cp "${SCRIPTS}/runc-bounded" "${RUNC_BOUNDED}.tmp" && chmod 0755 "${RUNC_BOUNDED}.tmp"
+  mv "${RUNC_BOUNDED}.tmp" "$RUNC_BOUNDED"
+}
+
 start_default() {
+  install_runc_bounded
   if engine_up "$DEFAULT_SOCK"; then
-    ip link show docker0 >/dev/null 2>&1 && return 0
-    # seen once here: docker0 deleted under a running daemon, which then fails every
-    # `docker run` on the default bridge; only a restart recreates it
-    log "docker0 is missing under the running default dockerd: restarting it"
+    local runtime; runtime="$("$DOCKER" -H "unix://$DEFAULT_SOCK" info -f '{{.DefaultRuntime}}' 2>/dev/null)"
+    if ! ip link show docker0 >/dev/null 2>&1; then
+      # seen once here: docker0 deleted under a running daemon, which then fails every
+      # `docker run` on the default bridge; only a restart recreates it
+      log "docker0 is missing under the running default dockerd: restarting it"
+    elif [ "$runtime" != runc-bounded ]; then
+      log "the default dockerd runs runtime ${runtime}, not runc-bounded: restarting it"
+    else
+      return 0
+    fi
     stop_pidfile /var/run/docker.pid "default dockerd"
   fi
   log "starting the default dockerd (log: $LOG_DIR/dockerd.log)"
-  nohup dockerd >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
+  nohup dockerd --add-runtime "runc-bounded=${RUNC_BOUNDED}" --default-runtime runc-bounded \
+    >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
   wait_engine "$DEFAULT_SOCK" "default dockerd" "$LOG_DIR/dockerd.log"
 }
 

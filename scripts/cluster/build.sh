@@ -45,7 +45,7 @@ package main
 func main() {}
 EOF
   local c pkgs=()
-  for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl; do
+  for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl kubeadm; do
     pkgs+=("k8s.io/kubernetes/cmd/${c}@${K8S_VERSION}")
   done
   (cd "$src" && go get "${pkgs[@]}") || die "go get failed"
@@ -54,10 +54,13 @@ EOF
 
 build_k8s() {
   mkdir -p "$BIN"
-  local want=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl kubelet) missing=() c
+  local want=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl kubelet kubeadm) missing=() c
   for c in "${want[@]}"; do [ -x "${BIN}/${c}" ] || missing+=("$c"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   k8s_module
+  # a module prepared before kubeadm joined the list lacks its requirements: add them
+  (cd "${KDIR}/src" && go list -deps "k8s.io/kubernetes/cmd/kubeadm" >/dev/null 2>&1) ||
+    (cd "${KDIR}/src" && go get "k8s.io/kubernetes/cmd/kubeadm@${K8S_VERSION}") || die "go get kubeadm failed"
   local ld; ld="$(k8s_ldflags)"
   for c in "${missing[@]}"; do
     local s; s=$(date +%s)

@@ -44,7 +44,6 @@ TRAEFIK_BIN="${CACHE}/traefik/${TRAEFIK_VERSION}/bin/traefik"
 TRAEFIK_RBAC="${CACHE}/traefik/${TRAEFIK_VERSION}/config/kubernetes-knative-rbac.yml"
 WORK="${KSDIR}/deploy"            # image build contexts, rendered manifests (never committed)
 BASE_IMAGE="local/debian:bookworm"
-CTRD_SOCK="${TIZI_CLUSTER_RUN:-/run/tizi-cluster}/containerd.sock"
 
 eval "$("${SCRIPTS}/cluster.sh" env)"   # KUBECONFIG, TIZI_KUBE_CONTEXT, PATH with kubectl 1.34
 k() { kubectl --context "$TIZI_KUBE_CONTEXT" "$@"; }
@@ -95,7 +94,7 @@ EOF
   log "built ${ref} (${name}:${hash}) in $(since "$t0")s, $(docker image inspect --format '{{.Size}}' "$ref" | awk '{printf "%d MB", $1/1e6}')"
 }
 
-ctr_images() { ctr --address "$CTRD_SOCK" -n k8s.io images ls 2>/dev/null | awk 'NR > 1 { print $1, $3 }'; }  # REF DIGEST
+ctr_images() { "${SCRIPTS}/cluster.sh" images; }  # REF DIGEST, from the node's containerd (parts or kind)
 
 # import_images — one docker save of the IMAGE_REFS (content-hash tags) that containerd lacks, or whose
 # version tag (IMPORT_ALIASES, same index) points elsewhere: the shared base layer goes once

@@ -21,8 +21,6 @@ MS_VERSION="${TIZI_METRICS_SERVER_VERSION:-v0.8.0}"
 MS_DIR="${CACHE}/metrics-server/${MS_VERSION}"
 WORK="${MS_DIR}/deploy"
 IMAGE_REPO="dev.local/metrics-server"
-STATE="${TIZI_CLUSTER_STATE:-/var/lib/tizi-cluster}"
-PKI="${STATE}/pki"
 
 eval "$("${SCRIPTS}/cluster.sh" env)"
 k() { kubectl --context "$TIZI_KUBE_CONTEXT" "$@"; }
@@ -88,7 +86,11 @@ cmd_install() {
   mkdir -p "$WORK"
   build_image
   render
-  k -n kube-system create configmap metrics-server-cluster-ca --from-file=ca.crt="${PKI}/ca.crt" \
+  # the cluster CA as Kubernetes publishes it in every namespace (kube-root-ca.crt): the same
+  # on the parts cluster and on kind, whose kubelets' serving certificates it signed
+  k -n kube-system get configmap kube-root-ca.crt -o jsonpath='{.data.ca\.crt}' > "${WORK}/ca.crt"
+  [ -s "${WORK}/ca.crt" ] || die "no kube-root-ca.crt ConfigMap in kube-system (is the controller manager running?)"
+  k -n kube-system create configmap metrics-server-cluster-ca --from-file=ca.crt="${WORK}/ca.crt" \
     --dry-run=client -o yaml | k apply -f - >/dev/null
   k apply --server-side --force-conflicts -f "${WORK}/metrics-server.yaml" >/dev/null
   k -n kube-system rollout status deploy/metrics-server --timeout=180s >&2

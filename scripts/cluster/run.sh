@@ -2,7 +2,7 @@
 # scripts/cluster/run.sh — sourced by scripts/cluster.sh: the configs rendered from the data
 # files beside this one, the processes (containerd, etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kube-proxy, kubelet) with their pid files under ${RUN} and logs under ${LOGS},
-# and the commands start, stop, status, env, import-image, delete (kind instead where it works).
+# and the commands start, stop, status, env, import-image, delete (kind.sh instead for TIZI_CLUSTER=kind).
 
 render() {  # render TEMPLATE OUT
   sed -e "s#@STATE@#${STATE}#g" -e "s#@RUN@#${RUN}#g" -e "s#@CTRD_SOCK@#${CTRD_SOCK}#g" \
@@ -148,32 +148,20 @@ start_kubelet() {
     --pod-infra-container-image "$PAUSE_IMAGE" --v=1
 }
 
-# ----------------------------------------------------------------------------- kind branch
-kind_available() {
-  [ "${TIZI_CLUSTER_NO_KIND:-}" = 1 ] && return 1
-  command -v kind >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 || return 1
-  local img; img="$(docker image ls --format '{{.Repository}}:{{.Tag}}' kindest/node 2>/dev/null | head -1)"
-  [ -n "$img" ] && docker image inspect "$img" >/dev/null 2>&1 && echo "$img"
-}
-
-kind_start() {
-  local img="$1"
-  if ! kind get clusters 2>/dev/null | grep -qx tizi; then
-    log "kind create cluster --name tizi --image ${img}"
-    kind create cluster --name tizi --image "$img" --wait 120s
-  fi
-  mkdir -p "$(dirname "$KUBECONFIG_OUT")"
-  kind get kubeconfig --name tizi | sed "s/kind-tizi/${CONTEXT}/g" > "$KUBECONFIG_OUT"
-  local n; n="$(KUBECONFIG="$KUBECONFIG_OUT" kubectl get nodes -o name | head -1)"
-  KUBECONFIG="$KUBECONFIG_OUT" kubectl label --overwrite "$n" "topology.kubernetes.io/region=${NODE_REGION}" >/dev/null
-  echo kind > "${CACHE}/cluster-kind"
-  log "kind cluster tizi ready"
-}
-
 # ----------------------------------------------------------------------------- commands
+# Which cluster `start` makes: TIZI_CLUSTER=kind (the default: kind.sh) or parts (this file).
+flavour() {
+  case "${TIZI_CLUSTER:-kind}" in
+    kind|parts) echo "${TIZI_CLUSTER:-kind}" ;;
+    *) die "TIZI_CLUSTER=${TIZI_CLUSTER}: expected kind (kind's CLI and tizi's node image) or parts (processes on this host)" ;;
+  esac
+}
+# The flavour `start` last made (import-image, images, stop and status act on that one).
+running_flavour() { if [ "$(cat "${CACHE}/cluster-flavour" 2>/dev/null)" = kind ]; then echo kind; else echo parts; fi; }
+
 cmd_start() {
-  local img
-  if img="$(kind_available)"; then kind_start "$img"; return; fi
+  if [ "$(flavour)" = kind ]; then kind_start; return; fi
+  if [ "$(running_flavour)" = kind ]; then log "deleting the kind cluster (one cluster at a time)"; kind_stop; fi
   [ "$(id -u)" = 0 ] || die "must run as root (containerd, kubelet, iptables)"
   cmd_build
   host_prep
@@ -193,6 +181,7 @@ cmd_start() {
   wait_for "node ${NODE_NAME} registered" 60 kc get node "$NODE_NAME"
   kc label --overwrite node "$NODE_NAME" "topology.kubernetes.io/region=${NODE_REGION}" >/dev/null
   wait_for "node ${NODE_NAME} Ready" 90 node_ready "$since"
+  echo parts > "${CACHE}/cluster-flavour"
   log "cluster up: $(cmd_env)"
 }
 
@@ -253,9 +242,10 @@ cleanup_pods() {
 }
 
 cmd_stop() {
-  if [ "$(cat "${CACHE}/cluster-kind" 2>/dev/null)" = kind ] && command -v kind >/dev/null 2>&1; then
-    kind delete cluster --name tizi; rm -f "${CACHE}/cluster-kind"; return
-  fi
+  if [ "$(running_flavour)" = kind ]; then kind_stop; else cmd_stop_parts; fi
+}
+
+cmd_stop_parts() {
   halt kubelet 20
   halt kube-scheduler
   halt kube-controller-manager
@@ -272,10 +262,14 @@ cmd_stop() {
 
 cmd_status() {
   local c rc=0
+  if [ "$(running_flavour)" = kind ]; then
+    printf '%-24s %s\n' "kind node ${KIND_NODE}" "$(docker inspect -f '{{.State.Status}} ({{.Config.Image}})' "$KIND_NODE" 2>/dev/null || echo absent)"
+  else
   for c in containerd etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet; do
     if alive "$c"; then printf '%-24s running (pid %s)\n' "$c" "$(cat "${RUN}/${c}.pid")"
     else printf '%-24s stopped\n' "$c"; fi
   done
+  fi
   local k="${BIN}/kubectl"; [ -x "$k" ] || k=kubectl
   if "$k" --kubeconfig "$KUBECONFIG_OUT" --context "$CONTEXT" --request-timeout 5s get --raw /readyz >/dev/null 2>&1; then
     echo "api server: ready ($("$k" --kubeconfig "$KUBECONFIG_OUT" --context "$CONTEXT" version -o json 2>/dev/null | sed -n '/serverVersion/,/}/s/.*"gitVersion": "\(.*\)".*/\1/p'))"
@@ -297,7 +291,7 @@ cmd_env() {
 cmd_import_image() {
   local image="${1:-}"
   [ -n "$image" ] || die "usage: $0 import-image IMAGE|FILE.tar"
-  if [ "$(cat "${CACHE}/cluster-kind" 2>/dev/null)" = kind ]; then kind load docker-image --name tizi "$image"; return; fi
+  if [ "$(running_flavour)" = kind ]; then kind_import "$image"; return; fi
   ctr_ version >/dev/null 2>&1 || die "containerd is not running (scripts/cluster.sh start)"
   if [ -f "$image" ]; then
     ctr_ -n k8s.io images import "$image"
@@ -305,6 +299,12 @@ cmd_import_image() {
     docker save "$image" | ctr_ -n k8s.io images import -
   fi
   log "imported ${image} into containerd namespace k8s.io"
+}
+
+# REF DIGEST of each image the node's containerd holds (namespace k8s.io)
+cmd_images() {
+  if [ "$(running_flavour)" = kind ]; then kind_images; return; fi
+  ctr_ -n k8s.io images ls 2>/dev/null | awk 'NR > 1 { print $1, $3 }'
 }
 
 cmd_delete() {

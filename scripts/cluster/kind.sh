@@ -1,0 +1,105 @@
+# shellcheck shell=bash
+# scripts/cluster/kind.sh — sourced by scripts/cluster.sh: the kind flavour of the test cluster.
+#
+# `kind create cluster --name tizi` with kind's own CLI (Debian sid's 0.33) and the node image
+# scripts/kind/node-image.sh assembles offline. kindnet cannot be built here, so the cluster
+# disables kind's default CNI and each node writes a bridge configuration itself
+# (scripts/kind/node/rootfs/usr/local/bin/tizi-node-cni). The kubelets ask for serving
+# certificates signed by the cluster CA (serverTLSBootstrap), approved here, so metrics-server
+# verifies them as it does on the parts cluster.
+
+KIND_CLUSTER=tizi
+KIND_NODE="${KIND_CLUSTER}-control-plane"
+KIND_DIR="${CACHE}/kind"
+KIND_KUBECONFIG="${KIND_DIR}/kubeconfig"   # kind's own; KUBECONFIG_OUT gets a copy with ${CONTEXT}
+
+kind_cli() { "${SCRIPTS}/kind/node-image.sh" kind; }
+kkc() { "${BIN}/kubectl" --kubeconfig "$KUBECONFIG_OUT" --context "$CONTEXT" "$@"; }
+
+# The kind cluster's configuration: one control-plane node carrying the region label.
+kind_config() {
+  cat <<EOF
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+name: ${KIND_CLUSTER}
+networking:
+  disableDefaultCNI: true
+kubeadmConfigPatches:
+- |
+  kind: KubeletConfiguration
+  serverTLSBootstrap: true
+nodes:
+- role: control-plane
+  labels:
+    topology.kubernetes.io/region: ${NODE_REGION}
+EOF
+}
+
+kind_exists() { "$1" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; }
+kind_node_image() { docker inspect -f '{{.Config.Image}}' "$KIND_NODE" 2>/dev/null; }
+kind_node_running() { [ "$(docker inspect -f '{{.State.Running}}' "$KIND_NODE" 2>/dev/null)" = true ]; }
+
+# Approve the kubelet serving certificate requests of the cluster's nodes (and only those:
+# signer kubernetes.io/kubelet-serving, requested by a system:node: user) until each node has one.
+kind_approve_serving_certs() {
+  local i csrs
+  for i in $(seq 1 60); do
+    csrs="$(kkc get csr -o 'jsonpath={range .items[?(@.spec.signerName=="kubernetes.io/kubelet-serving")]}{.metadata.name} {.spec.username} {.status.certificate}{"\n"}{end}')"
+    if awk '$2 ~ /^system:node:/ && $3 != ""' <<<"$csrs" | grep -q .; then return 0; fi
+    awk '$2 ~ /^system:node:/ && $3 == "" {print $1}' <<<"$csrs" | while read -r n; do
+      kkc certificate approve "$n" >/dev/null
+    done
+    sleep 1
+  done
+  die "no kubelet serving certificate was issued within 60 s (kubectl get csr)"
+}
+
+kind_start() {
+  local kind img t0
+  kind="$(kind_cli)"
+  img="$("${SCRIPTS}/kind/node-image.sh" build)"
+  if alive kube-apiserver || alive kubelet; then
+    log "stopping the parts cluster (one cluster at a time)"; cmd_stop_parts
+  fi
+  if kind_exists "$kind"; then
+    if [ "$(kind_node_image)" != "$img" ]; then
+      log "node image changed ($(kind_node_image) -> ${img}): recreating the kind cluster"
+      "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
+    elif ! kind_node_running; then
+      # a node whose engine restarted comes back with another address and stale certificates
+      log "the kind node is not running: recreating the kind cluster"
+      "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
+    fi
+  fi
+  mkdir -p "$KIND_DIR" "$(dirname "$KUBECONFIG_OUT")"
+  if ! kind_exists "$kind"; then
+    kind_config > "${KIND_DIR}/cluster.yaml"
+    t0=$(date +%s)
+    log "kind create cluster --name ${KIND_CLUSTER} --image ${img}"
+    "$kind" create cluster --name "$KIND_CLUSTER" --image "$img" --config "${KIND_DIR}/cluster.yaml" \
+      --kubeconfig "$KIND_KUBECONFIG" --wait 180s >&2 || die "kind create cluster failed (kind export logs --name ${KIND_CLUSTER})"
+    log "kind cluster created in $(( $(date +%s) - t0 ))s"
+  fi
+  "$kind" get kubeconfig --name "$KIND_CLUSTER" | sed "s/kind-${KIND_CLUSTER}/${CONTEXT}/g" > "${KUBECONFIG_OUT}.tmp"
+  mv "${KUBECONFIG_OUT}.tmp" "$KUBECONFIG_OUT"
+  echo kind > "${CACHE}/cluster-flavour"
+  kind_approve_serving_certs
+  wait_for "node ${KIND_NODE} Ready" 120 kkc wait --for=condition=Ready "node/${KIND_NODE}" --timeout 1s
+  log "kind cluster ${KIND_CLUSTER} up: $(cmd_env)"
+}
+
+kind_stop() {
+  local kind; kind="$(kind_cli)"
+  "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
+  rm -f "${CACHE}/cluster-flavour"
+}
+
+# kind_import IMAGE|FILE.tar — into the node's containerd, as `kind load` does for users
+kind_import() {
+  local kind; kind="$(kind_cli)"
+  if [ -f "$1" ]; then "$kind" load image-archive "$1" --name "$KIND_CLUSTER"
+  else "$kind" load docker-image "$1" --name "$KIND_CLUSTER"; fi
+}
+
+# REF DIGEST of each image in the node's containerd (namespace k8s.io)
+kind_images() { docker exec "$KIND_NODE" ctr -n k8s.io images ls 2>/dev/null | awk 'NR > 1 { print $1, $3 }'; }
