@@ -6,12 +6,16 @@
 # disables kind's default CNI and each node writes a bridge configuration itself
 # (scripts/kind/node/rootfs/usr/local/bin/tizi-node-cni). The kubelets ask for serving
 # certificates signed by the cluster CA (serverTLSBootstrap), approved here, so metrics-server
-# verifies them as it does on the parts cluster.
+# verifies them as it does on the parts cluster; the API server reaches aggregated APIs
+# (metrics-server) at their endpoints, as on the parts cluster: through the Service address it
+# got empty 404s here. The control plane asks for less CPU (node image, /kind/tizi-patches): on
+# a 2-core node kubeadm's 850m left too little for the tier's LLM pod.
 
 KIND_CLUSTER=tizi
 KIND_NODE="${KIND_CLUSTER}-control-plane"
 KIND_DIR="${CACHE}/kind"
 KIND_KUBECONFIG="${KIND_DIR}/kubeconfig"   # kind's own; KUBECONFIG_OUT gets a copy with ${CONTEXT}
+KIND_POD_SUBNET="10.244.0.0/16"            # kind's default, written out: the host routes below use it
 
 kind_cli() { "${SCRIPTS}/kind/node-image.sh" kind; }
 kkc() { "${BIN}/kubectl" --kubeconfig "$KUBECONFIG_OUT" --context "$CONTEXT" "$@"; }
@@ -24,15 +28,43 @@ apiVersion: kind.x-k8s.io/v1alpha4
 name: ${KIND_CLUSTER}
 networking:
   disableDefaultCNI: true
+  podSubnet: ${KIND_POD_SUBNET}
+  serviceSubnet: ${SERVICE_CIDR}
 kubeadmConfigPatches:
 - |
   kind: KubeletConfiguration
   serverTLSBootstrap: true
+- |
+  kind: InitConfiguration
+  patches:
+    directory: /kind/tizi-patches
+- |
+  kind: ClusterConfiguration
+  apiServer:
+    extraArgs:
+      enable-aggregator-routing: "true"
 nodes:
 - role: control-plane
   labels:
     topology.kubernetes.io/region: ${NODE_REGION}
 EOF
+}
+
+kind_node_ip() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$KIND_NODE" 2>/dev/null; }
+
+# Service and pod addresses reachable from this host through the node, as they are on the parts
+# cluster (whose node is this host): the cluster tier calls ClusterIPs directly. kube-proxy in
+# the node DNATs and masquerades traffic from outside the pod subnet, so replies come back.
+kind_routes() {
+  local ip; ip="$(kind_node_ip)"
+  [ -n "$ip" ] || die "no address for the kind node ${KIND_NODE}"
+  ip route replace "$SERVICE_CIDR" via "$ip"
+  ip route replace "$KIND_POD_SUBNET" via "$ip"
+  log "routes on this host: ${SERVICE_CIDR} and ${KIND_POD_SUBNET} via the kind node ${ip}"
+}
+kind_unroute() {
+  ip route del "$SERVICE_CIDR" 2>/dev/null || true
+  ip route del "$KIND_POD_SUBNET" 2>/dev/null || true
 }
 
 kind_exists() { "$1" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; }
@@ -83,6 +115,7 @@ kind_start() {
   "$kind" get kubeconfig --name "$KIND_CLUSTER" | sed "s/kind-${KIND_CLUSTER}/${CONTEXT}/g" > "${KUBECONFIG_OUT}.tmp"
   mv "${KUBECONFIG_OUT}.tmp" "$KUBECONFIG_OUT"
   echo kind > "${CACHE}/cluster-flavour"
+  kind_routes
   kind_approve_serving_certs
   wait_for "node ${KIND_NODE} Ready" 120 kkc wait --for=condition=Ready "node/${KIND_NODE}" --timeout 1s
   log "kind cluster ${KIND_CLUSTER} up: $(cmd_env)"
@@ -90,6 +123,7 @@ kind_start() {
 
 kind_stop() {
   local kind; kind="$(kind_cli)"
+  kind_unroute
   "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
   rm -f "${CACHE}/cluster-flavour"
 }

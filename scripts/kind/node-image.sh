@@ -8,8 +8,9 @@
 # `kind build node-image` cannot run here: it pulls etcd, CoreDNS, pause, kindnetd and
 # local-path images from registries. This script builds the same result from parts
 # (recipe and figures: scripts/kind/README.md):
-#   1. binaries: kubeadm, kubelet, kubectl, the control plane and kube-proxy from
-#      scripts/cluster.sh build; etcd 3.6 and CoreDNS from Go modules (parts.sh); pause (C)
+#   1. binaries: kubeadm, kubelet, kubectl, crictl, the control plane and kube-proxy from
+#      scripts/cluster.sh build; etcd 3.6, CoreDNS and local-path-provisioner from Go modules
+#      (parts.sh); pause (C)
 #   2. component images under the names `kubeadm config images list` prints, each a layer of
 #      binaries over local/debian:bookworm (images/Dockerfile.*)
 #   3. the node root file system: Debian + systemd + containerd + runc + CNI plugins + tizi's
@@ -26,6 +27,7 @@ LOG_TAG=kind-node LOG_ELAPSED=1
 K8S_VERSION="${TIZI_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="3.6.5"                    # kubeadm 1.34: registry.k8s.io/etcd:3.6.5-0
 COREDNS_VERSION="v1.12.1"               # kubeadm 1.34: registry.k8s.io/coredns/coredns:v1.12.1
+LOCAL_PATH_VERSION="v0.0.30"            # node/rootfs/kind/manifests/default-storage.yaml
 PAUSE_IMAGE="registry.k8s.io/pause:3.10"   # containerd's sandbox_image (node/rootfs/etc/containerd)
 KIND_CACHE="${CACHE}/kind"
 KBIN="${CACHE}/k8s/${K8S_VERSION}/bin"
@@ -38,14 +40,16 @@ export GOTOOLCHAIN=local GOFLAGS="-buildvcs=false"
 # shellcheck source=parts.sh
 . "${HERE}/parts.sh"
 
-# Every input of the image: node files, Dockerfiles, this script, the binaries, the base image.
+# Every input of the image: node files, Dockerfiles, these scripts, the binaries, the base image
+# (not README.md: documentation changes do not rebuild the image and recreate the cluster).
 input_hash() {
   {
-    (cd "$HERE" && find . -type f -print0 | hash_files)
+    (cd "$HERE" && find node images node-image.sh parts.sh -type f -print0 | hash_files)
     for b in kubeadm kubelet kubectl crictl kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
       sha256sum "${KBIN}/${b}"
     done
     sha256sum "${KIND_CACHE}/bin/etcd-${ETCD_VERSION}" "${KIND_CACHE}/bin/coredns-${COREDNS_VERSION}" \
+      "${KIND_CACHE}/bin/local-path-provisioner-${LOCAL_PATH_VERSION}" \
       "${CACHE}/k8s/${K8S_VERSION}/pause.tar"
     "$DOCKER" image inspect -f '{{.Id}}' local/debian:bookworm
   } | short_hash
@@ -58,6 +62,7 @@ build_parts() {
   "${SCRIPTS}/cluster.sh" build >&2                      # kubeadm, kubelet, …, pause.tar
   build_etcd36
   build_coredns
+  build_local_path
 }
 
 # The component images, saved together so that their shared base layer is stored once.
@@ -67,6 +72,7 @@ build_component_images() {
   for c in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do cp "${KBIN}/${c}" "${ctx}/bin/"; done
   cp "${KIND_CACHE}/bin/etcd-${ETCD_VERSION}" "${ctx}/bin/etcd"
   cp "${KIND_CACHE}/bin/coredns-${COREDNS_VERSION}" "${ctx}/bin/coredns"
+  cp "${KIND_CACHE}/bin/local-path-provisioner-${LOCAL_PATH_VERSION}" "${ctx}/bin/local-path-provisioner"
   cp "${HERE}/images/"* "$ctx/"
   local tags=()
   for c in kube-apiserver kube-controller-manager kube-scheduler; do
@@ -76,7 +82,10 @@ build_component_images() {
   "$DOCKER" build -q -f "${ctx}/Dockerfile.binary" --build-arg BINARY=etcd -t "${reg}/etcd:${ETCD_VERSION}-0" "$ctx" >/dev/null
   "$DOCKER" build -q -f "${ctx}/Dockerfile.coredns" -t "${reg}/coredns/coredns:${COREDNS_VERSION}" "$ctx" >/dev/null
   "$DOCKER" build -q -f "${ctx}/Dockerfile.kube-proxy" -t "${reg}/kube-proxy:${K8S_VERSION}" "$ctx" >/dev/null
-  tags+=("${reg}/etcd:${ETCD_VERSION}-0" "${reg}/coredns/coredns:${COREDNS_VERSION}" "${reg}/kube-proxy:${K8S_VERSION}")
+  "$DOCKER" build -q -f "${ctx}/Dockerfile.local-path" -t "dev.local/local-path-provisioner:${LOCAL_PATH_VERSION}" \
+    -t "dev.local/local-path-helper:${LOCAL_PATH_VERSION}" "$ctx" >/dev/null
+  tags+=("${reg}/etcd:${ETCD_VERSION}-0" "${reg}/coredns/coredns:${COREDNS_VERSION}" "${reg}/kube-proxy:${K8S_VERSION}"
+    "dev.local/local-path-provisioner:${LOCAL_PATH_VERSION}" "dev.local/local-path-helper:${LOCAL_PATH_VERSION}")
   log "component images: ${tags[*]}"
   "$DOCKER" save -o "$out" "${tags[@]}"
 }

@@ -7,6 +7,7 @@
 #   build_etcd36        etcd ${ETCD_VERSION} from go.etcd.io/etcd/server/v3 (the version kubeadm
 #                       1.34 names: its static pod passes 3.6-only flags, so sid's 3.5 won't do)
 #   build_coredns       CoreDNS ${COREDNS_VERSION} from github.com/coredns/coredns (go install)
+#   build_local_path    local-path-provisioner ${LOCAL_PATH_VERSION} (go install)
 
 # A throwaway module whose main calls etcd's own entry point, etcdmain.Main: the binary is
 # etcd's, only the module that requires it is ours (etcd's root module replaces its siblings
@@ -64,4 +65,18 @@ build_kind_cli() {
   echo "$SID_DEB" > "${KIND_CACHE}/bin/kind.deb"
   rm -rf "$x"
   log "$("$out" version)"
+}
+
+# Rancher's local-path provisioner, the default StorageClass of kind's node images
+# (node/rootfs/kind/manifests/default-storage.yaml): its module has no replace lines.
+build_local_path() {
+  local out="${KIND_CACHE}/bin/local-path-provisioner-${LOCAL_PATH_VERSION}"
+  [ -x "$out" ] && return 0
+  local s; s=$(date +%s)
+  mkdir -p "${KIND_CACHE}/bin" "${KIND_CACHE}/gobin"
+  log "building local-path-provisioner ${LOCAL_PATH_VERSION} (go install, CGO_ENABLED=0)"
+  GOBIN="${KIND_CACHE}/gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "github.com/rancher/local-path-provisioner@${LOCAL_PATH_VERSION}" || die "local-path-provisioner build failed"
+  mv "${KIND_CACHE}/gobin/local-path-provisioner" "$out"
+  log "built local-path-provisioner ${LOCAL_PATH_VERSION} in $(( $(date +%s) - s ))s"
 }
