@@ -309,6 +309,23 @@ def scale_to_zero(r: SettingsReader, scaling: Scaling, targets: tuple[Target, ..
             )
 
 
+def knative_model_image(r: SettingsReader, model_image: str, targets: tuple[Target, ...]) -> None:
+    """A model image reaches the pod through an init container, which Knative accepts only
+    where its operator enabled them: the target must say so (``initContainers: true``), so a
+    cluster without the flag fails here, at preview, rather than at Knative's webhook."""
+    if not model_image:
+        return
+    for index, target in enumerate(targets):
+        if target.kind is TargetKind.KNATIVE and not target.init_containers:
+            r.fail(
+                f"targets[{index}].initContainers",
+                target.init_containers,
+                "must be true when tizi:model.image is set: the weights arrive by an init container, "
+                "which Knative allows only with kubernetes.podspec-init-containers: enabled in its "
+                "config-features (enable it on the cluster, then set initContainers: true)",
+            )
+
+
 def gpu_targets(r: SettingsReader, resources: Resources, targets: tuple[Target, ...]) -> None:
     if resources.gpu_count == 0:
         return

@@ -83,6 +83,14 @@ class SettingsReader:
             return default if default is not None else minimum
         return value
 
+    def boolean(self, key: str, value: Any, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, value, "must be true or false")
+            return default
+        return value
+
     def strings(self, key: str, value: Any, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         if value is None:
             return default

@@ -181,6 +181,7 @@ def read_spec(settings: Mapping[str, Any]) -> tuple[ServiceSpec, list[Problem]]:
             )
     gateway = f.gateway(r, r.section("gateway"), targets)
     f.scale_to_zero(r, scaling, targets)
+    f.knative_model_image(r, model.image, targets)
     f.gpu_targets(r, resources, targets)
 
     spec = ServiceSpec(

@@ -21,6 +21,9 @@ class Target:
     context: str = ""
     namespace: str = ""
     ingress_namespace: str = ""
+    #: Knative only: the cluster's Knative allows init containers (its config-features flag
+    #: kubernetes.podspec-init-containers), which a model image needs to deliver the weights
+    init_containers: bool = False
     host: str = ""
     host_port: int = 0
     #: where the edge gateway publishes /metrics, on the Docker host's loopback only

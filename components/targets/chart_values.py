@@ -68,6 +68,7 @@ def chart_values(spec: ServiceSpec, target: Target, api_key_secret: str | None =
             "minScale": spec.scaling.min,
             "maxScale": spec.scaling.max,
             "target": spec.scaling.target_concurrency,
+            "initContainers": target.init_containers,
             "queueProxy": {"resources": QUEUE_PROXY_RESOURCES},
         },
         "resources": {

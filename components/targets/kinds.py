@@ -13,6 +13,7 @@ Adding a kind: one profile below and one entry in ``KINDS`` (README, "Adding a t
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -146,7 +147,9 @@ def _read_kubernetes(
 def _read_knative(
     r: SettingsReader, key: str, item: Mapping[str, Any], stack: StackContext, name: str
 ) -> Target:
-    return _check_namespace(r, key, _cluster_target(r, key, item, stack, name, TargetKind.KNATIVE))
+    target = _check_namespace(r, key, _cluster_target(r, key, item, stack, name, TargetKind.KNATIVE))
+    init_containers = r.boolean(f"{key}.initContainers", item.get("initContainers"), default=False)
+    return dataclasses.replace(target, init_containers=init_containers)
 
 
 def _read_koyeb(
@@ -251,7 +254,7 @@ KUBERNETES = KindProfile(
 )
 KNATIVE = KindProfile(
     kind=TargetKind.KNATIVE,
-    keys=("kind", "name", "context", "namespace"),
+    keys=("kind", "name", "context", "namespace", "initContainers"),
     read=_read_knative,
     region_key=None,
     scale_to_zero=True,

@@ -160,7 +160,8 @@ render_core() {
       autoscaler.yaml) cm_data "enable-scale-to-zero=true" "scale-to-zero-grace-period=${KS_GRACE}" \
         "stable-window=${KS_STABLE_WINDOW}" "target-burst-capacity=-1" < "$f" ;;
       features.yaml) cm_data "kubernetes.podspec-affinity=enabled" "kubernetes.podspec-nodeselector=enabled" \
-        "kubernetes.podspec-tolerations=enabled" "kubernetes.podspec-securitycontext=enabled" < "$f" ;;
+        "kubernetes.podspec-tolerations=enabled" "kubernetes.podspec-securitycontext=enabled" \
+        "kubernetes.podspec-init-containers=enabled" < "$f" ;;
       *) cat "$f" ;;
     esac
     printf '\n---\n'

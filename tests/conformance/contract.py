@@ -20,17 +20,25 @@ PROMPT = "Name the capital of Morocco in one word."
 
 @dataclass(frozen=True)
 class Target:
-    """A deployment to check: ``payload`` is ``llm`` (a generative server) or ``langid``."""
+    """A deployment to check: ``payload`` is ``llm`` (a generative server) or ``langid``.
+
+    ``host``, when set, is the Host header an ingress routes on (Knative behind Traefik), as a
+    client outside the cluster's DNS would send it."""
 
     name: str
     base_url: str
     key: str
     model: str
     payload: str
+    host: str = ""
 
     def client(self, key: str | None = None, timeout: float = 60) -> openai.OpenAI:
         return openai.OpenAI(
-            base_url=f"{self.base_url}/v1", api_key=key or self.key, timeout=timeout, max_retries=0
+            base_url=f"{self.base_url}/v1",
+            api_key=key or self.key,
+            timeout=timeout,
+            max_retries=0,
+            default_headers={"Host": self.host} if self.host else None,
         )
 
 

@@ -210,3 +210,30 @@ def test_an_edge_metrics_port_equal_to_the_site_port_is_refused():
         m.startswith("tizi:targets[1].metricsPort: ") and "must differ from targets[1].hostPort" in m
         for m in messages
     ), messages
+
+
+def _knative_with_model_image(**target: object) -> dict:
+    settings = with_value("model.source", "oci:tizi/model-smollm2:0.1.0")
+    settings["targets"] = [{"kind": "knative", "name": "serverless", "context": "kind-tizi", **target}]
+    return settings
+
+
+def test_a_model_image_on_knative_needs_init_containers_allowed():
+    messages = [m for m in _message_for(_knative_with_model_image()) if "initContainers" in m]
+    assert messages == [
+        "tizi:targets[0].initContainers: false is invalid: must be true when tizi:model.image is set: "
+        "the weights arrive by an init container, which Knative allows only with "
+        "kubernetes.podspec-init-containers: enabled in its config-features (enable it on the cluster, "
+        "then set initContainers: true)"
+    ]
+
+
+def test_a_knative_target_that_allows_init_containers_takes_a_model_image():
+    valid = validate_settings(_knative_with_model_image(initContainers=True), ENCRYPTED)
+    [target] = valid.spec.targets
+    assert target.init_containers is True and valid.spec.model.image == "tizi/model-smollm2:0.1.0"
+
+
+def test_init_containers_must_be_a_boolean():
+    messages = _message_for(_knative_with_model_image(initContainers="yes"))
+    assert 'tizi:targets[0].initContainers: "yes" is invalid: must be true or false' in messages

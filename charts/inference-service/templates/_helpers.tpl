@@ -503,8 +503,8 @@ Chart-wide checks that need more than the JSON schema.
 {{- if and .Values.knative.enabled .Values.ingress.enabled -}}
 {{- fail "ingress.enabled cannot be combined with knative.enabled: Knative routes traffic through its own networking layer (use a Knative DomainMapping for a custom host)" -}}
 {{- end -}}
-{{- if and .Values.knative.enabled .Values.model.image -}}
-{{- fail "model.image needs the Deployment mode: Knative refuses init containers unless its kubernetes.podspec-init-containers flag is enabled" -}}
+{{- if and .Values.knative.enabled .Values.model.image (not .Values.knative.initContainers) -}}
+{{- fail "model.image with knative.enabled needs knative.initContainers: true: the weights arrive by an init container, which Knative refuses unless its config-features flag kubernetes.podspec-init-containers is enabled (enable it, then set the value)" -}}
 {{- end -}}
 {{- if and .Values.ingress.enabled (not .Values.ingress.hosts) -}}
 {{- fail "ingress.enabled needs at least one entry in ingress.hosts" -}}

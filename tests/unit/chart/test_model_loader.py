@@ -37,3 +37,16 @@ def test_a_model_image_with_knative_is_refused_with_the_reason() -> None:
 def test_a_malformed_model_image_fails_the_schema(image: str) -> None:
     with pytest.raises(HelmError, match="image"):
         render_chart(with_base(model={"image": image}))
+
+
+def test_a_model_image_with_knative_renders_the_loader_when_init_containers_are_allowed() -> None:
+    docs = render_chart(
+        with_base(model={"image": MODEL_IMAGE}, knative={"enabled": True, "initContainers": True})
+    )
+    [ksvc] = [d for d in docs if d["apiVersion"].startswith("serving.knative.dev")]
+    validate_document(ksvc)
+    spec = ksvc["spec"]["template"]["spec"]
+    [loader] = spec["initContainers"]
+    assert loader["image"] == MODEL_IMAGE
+    assert {"name": "model-cache", "mountPath": "/var/cache/tizi/models"} in loader["volumeMounts"]
+    assert "model-cache" in [v["name"] for v in spec["volumes"]]

@@ -1,0 +1,157 @@
+"""The LLM as a Knative target, for real: the llm-kind stack moved to Knative Serving v0.42.2
+with scale to zero. SmolLM2's weights arrive by the model image's init container, which this
+cluster's Knative allows (config-features kubernetes.podspec-init-containers, set by
+scripts/cluster/knative-serving.sh; the target says so with ``initContainers: true``).
+
+Through Traefik with a key: the OpenAI contract (the official client, with the Knative host
+as Host header), then scale to zero and the cold start of the LLM measured from request to
+first byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conformance.contract import CHECKS, Target
+from tests.conftest import require
+from tests.docker_support import docker
+from tests.engine_support import edit_stack, project_copy, run, wait_for
+
+NAMESPACE = "tests-llm-knative"
+SERVICE = "inference"
+HOST = f"{SERVICE}.{NAMESPACE}.knative.tizi.test"
+MODEL = "smollm2-135m-instruct"
+IMAGES = ("tizi/llm-server:0.1.0", "tizi/model-smollm2:0.1.0")
+
+
+def set_llm_knative_target(config: dict) -> None:
+    config["tizi:ministry"] = "tests"
+    config["tizi:environment"] = "dev"
+    config["tizi:targets"] = [
+        {
+            "kind": "knative",
+            "name": "serverless",
+            "context": "kind-tizi",
+            "namespace": NAMESPACE,
+            "initContainers": True,
+        }
+    ]
+    config["tizi:scaling"] = {"min": 0, "max": 1, "targetConcurrency": 4}
+    config["tizi:gateway"] = {"requestsPerMinute": 100_000, "burst": 10_000}
+
+
+def _ksvc(core) -> dict:
+    return core.CustomObjectsApi().get_namespaced_custom_object(
+        "serving.knative.dev", "v1", NAMESPACE, "services", SERVICE
+    )
+
+
+def _ready(core) -> bool:
+    conditions = {c["type"]: c["status"] for c in _ksvc(core).get("status", {}).get("conditions", [])}
+    return conditions.get("Ready") == "True"
+
+
+def _serving_pods(core) -> list:
+    pods = core.CoreV1Api().list_namespaced_pod(
+        NAMESPACE, label_selector=f"serving.knative.dev/service={SERVICE}"
+    )
+    return [p for p in pods.items if not p.metadata.deletion_timestamp]
+
+
+@pytest.fixture(scope="module")
+def llm_knative(kube_context, core, tmp_path_factory) -> Iterator[dict]:
+    from components.ops.engine import select_stack
+
+    for image in IMAGES:
+        built = docker("image", "inspect", image, check=False).returncode == 0
+        require(built, f"{image} missing: make llm, then scripts/cluster.sh import-image {image}")
+    flag = run(
+        "kubectl", "--context", kube_context, "-n", "knative-serving", "get", "configmap", "config-features",
+        "-o", "jsonpath={.data.kubernetes\\.podspec-init-containers}", check=False,
+    )  # fmt: skip
+    require(
+        flag.stdout.strip() == "enabled",
+        "Knative Serving with init containers enabled: scripts/cluster/knative-serving.sh install",
+    )
+    root = tmp_path_factory.mktemp("llm-knative")
+    work_dir = project_copy(root / "project", ["llm-kind"])
+    edit_stack(work_dir, "llm-kind", set_llm_knative_target)
+    if kube_context != "kind-tizi":
+        edit_stack(work_dir, "llm-kind", lambda c: c["tizi:targets"][0].update(context=kube_context))
+    stack = select_stack("llm-kind", work_dir, state_dir=root / "state")
+    started = time.monotonic()
+    try:
+        stack.up()
+        assert wait_for(lambda: _ready(core), timeout=240), "the LLM's Knative Service never became Ready"
+        ready_after = time.monotonic() - started
+        traefik = core.CoreV1Api().read_namespaced_service("traefik", "traefik-system").spec.cluster_ip
+        secret = core.CoreV1Api().read_namespaced_secret(f"{SERVICE}-api-keys", NAMESPACE)
+        key = base64.b64decode(sorted(secret.data.items())[0][1]).decode()
+        yield {"traefik": traefik, "key": key, "ready_after": ready_after}
+    finally:
+        # revision pods hold a long grace period that an ordered namespace deletion waits out
+        run("kubectl", "--context", kube_context, "-n", NAMESPACE, "delete", "ksvc", "--all", "--wait=false",
+            check=False)  # fmt: skip
+        run("kubectl", "--context", kube_context, "-n", NAMESPACE, "delete", "pods", "--all", "--force",
+            "--grace-period=0", check=False)  # fmt: skip
+        stack.destroy()
+        stack.workspace.remove_stack("llm-kind")
+
+
+def _first_byte(traefik: str, key: str, timeout: float = 120) -> tuple[int, float, bytes]:
+    """POST one chat completion through the ingress; seconds until the status line arrives."""
+    body = json.dumps(
+        {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}
+    )
+    conn = http.client.HTTPConnection(traefik, 80, timeout=timeout)
+    started = time.monotonic()
+    try:
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=body,
+            headers={"Host": HOST, "Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        first = time.monotonic() - started
+        return response.status, first, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_the_llm_on_knative_serves_the_openai_contract(llm_knative, check: str) -> None:
+    target = Target(
+        "knative-llm", f"http://{llm_knative['traefik']}", llm_knative["key"], MODEL, "llm", host=HOST
+    )
+    CHECKS[check](target)
+
+
+def test_the_weights_came_through_the_init_container(llm_knative, core) -> None:
+    template = _ksvc(core)["spec"]["template"]["spec"]
+    [loader] = template["initContainers"]
+    assert loader["image"] == "tizi/model-smollm2:0.1.0"
+    print(f"\nllm on knative: up to Ready in {llm_knative['ready_after']:.1f} s")
+
+
+def test_the_llm_scales_to_zero_and_its_cold_start_is_measured(llm_knative, core) -> None:
+    status, _, _ = _first_byte(llm_knative["traefik"], llm_knative["key"])
+    assert status == 200
+    assert wait_for(lambda: _serving_pods(core) == [], timeout=180, interval=1), "never scaled to zero"
+    status, cold, body = _first_byte(llm_knative["traefik"], llm_knative["key"])
+    assert status == 200, body
+    assert json.loads(body)["choices"][0]["message"]["content"], body
+    assert _serving_pods(core), "a pod serves again"
+    status, warm, _ = _first_byte(llm_knative["traefik"], llm_knative["key"])
+    assert status == 200
+    print(
+        f"\nllm on knative: cold start {cold:.2f} s to first byte (8-token chat completion, "
+        f"weights copied by the init container); warm {warm:.2f} s"
+    )
+    assert cold > warm
