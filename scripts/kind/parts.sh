@@ -42,17 +42,21 @@ EOF
   log "built etcd $("$out" --version | head -1) in $(( $(date +%s) - s ))s"
 }
 
-build_coredns() {
-  local out="${KIND_CACHE}/bin/coredns-${COREDNS_VERSION}"
+# go_install_once NAME MODULE VERSION — `go install MODULE@VERSION` (a module without replace
+# lines) into ${KIND_CACHE}/bin/NAME-VERSION, once
+go_install_once() {
+  local name="$1" module="$2" version="$3" out="${KIND_CACHE}/bin/$1-$3" s
   [ -x "$out" ] && return 0
-  local s; s=$(date +%s)
+  s=$(date +%s)
   mkdir -p "${KIND_CACHE}/bin" "${KIND_CACHE}/gobin"
-  log "building CoreDNS ${COREDNS_VERSION} (go install github.com/coredns/coredns, CGO_ENABLED=0)"
-  GOBIN="${KIND_CACHE}/gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
-    "github.com/coredns/coredns@${COREDNS_VERSION}" || die "CoreDNS build failed"
-  mv "${KIND_CACHE}/gobin/coredns" "$out"
-  log "built $("$out" -version | head -1) in $(( $(date +%s) - s ))s"
+  log "building ${name} ${version} (go install ${module}, CGO_ENABLED=0)"
+  GOBIN="${KIND_CACHE}/gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "${module}@${version}" ||
+    die "${name} ${version} build failed"
+  mv "${KIND_CACHE}/gobin/${name}" "$out"
+  log "built ${name} ${version} in $(( $(date +%s) - s ))s"
 }
+
+build_coredns() { go_install_once coredns github.com/coredns/coredns "$COREDNS_VERSION"; }
 
 build_kind_cli() {
   local out="${KIND_CACHE}/bin/kind"
@@ -68,15 +72,7 @@ build_kind_cli() {
 }
 
 # Rancher's local-path provisioner, the default StorageClass of kind's node images
-# (node/rootfs/kind/manifests/default-storage.yaml): its module has no replace lines.
+# (node/rootfs/kind/manifests/default-storage.yaml)
 build_local_path() {
-  local out="${KIND_CACHE}/bin/local-path-provisioner-${LOCAL_PATH_VERSION}"
-  [ -x "$out" ] && return 0
-  local s; s=$(date +%s)
-  mkdir -p "${KIND_CACHE}/bin" "${KIND_CACHE}/gobin"
-  log "building local-path-provisioner ${LOCAL_PATH_VERSION} (go install, CGO_ENABLED=0)"
-  GOBIN="${KIND_CACHE}/gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
-    "github.com/rancher/local-path-provisioner@${LOCAL_PATH_VERSION}" || die "local-path-provisioner build failed"
-  mv "${KIND_CACHE}/gobin/local-path-provisioner" "$out"
-  log "built local-path-provisioner ${LOCAL_PATH_VERSION} in $(( $(date +%s) - s ))s"
+  go_install_once local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
 }
