@@ -132,7 +132,13 @@ def test_namespace_enforces_restricted_pod_security_and_quota_fits_the_spec():
 def test_knative_target_uses_the_chart_knative_mode_with_scale_to_zero():
     values = run_stack("tourism-dev").named("knative-casablanca-release").inputs["values"]
     queue = values["knative"].pop("queueProxy")
-    assert values["knative"] == {"enabled": True, "minScale": 0, "maxScale": 3, "target": 20}
+    assert values["knative"] == {
+        "enabled": True,
+        "minScale": 0,
+        "maxScale": 3,
+        "target": 20,
+        "initContainers": False,  # the langid payload has no model image to load
+    }
     # a namespace quota refuses a queue-proxy without resources
     assert queue["resources"]["limits"] == {"cpu": "250m", "memory": "128Mi"}
     quota = run_stack("tourism-dev").named("knative-casablanca-quota").inputs["spec"]["hard"]
