@@ -125,6 +125,15 @@ import_and_commit() {
     "$cid" "$name" >/dev/null
 }
 
+# Earlier node images (1.3 GB each) go once a new one is built; one a container still uses stays.
+remove_older_images() {
+  local keep="$1" ref
+  "$DOCKER" images --format '{{.Repository}}:{{.Tag}}' "$IMAGE_REPO" | grep -- "-[0-9a-f]\{16\}$" |
+    while read -r ref; do
+      [ "$ref" = "$keep" ] || "$DOCKER" rmi "$ref" >/dev/null 2>&1 || true
+    done
+}
+
 cmd_build() {
   build_parts
   local name hash; name="$(image_name)"; hash="${name##*-}"
@@ -140,6 +149,7 @@ cmd_build() {
   import_and_commit "${IMAGE_REPO}-rootfs:${hash}" "$name" "$hash" "${w}/images.tar" "${CACHE}/k8s/${K8S_VERSION}/pause.tar" >&2
   "$DOCKER" tag "$name" "${IMAGE_REPO}:${K8S_VERSION}"
   "$DOCKER" rmi "${IMAGE_REPO}-rootfs:${hash}" >/dev/null || true
+  remove_older_images "$name"
   rm -rf "$w"
   log "built ${name} ($("$DOCKER" image inspect -f '{{.Size}}' "$name" | awk '{printf "%d MB", $1/1e6}')) in $(( $(date +%s) - s ))s"
   echo "$name"
