@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from tests.conformance.contract import CHECKS, LANGID_NOT_APPLICABLE, Target
 from tests.conftest import require
 from tests.engine_support import edit_stack, project_copy, run, wait_for
 
@@ -122,6 +123,21 @@ def test_the_knative_service_answers_through_the_ingress_with_a_key(knative):
     status, body, _ = through_ingress(knative["traefik"], "/v1/models", None)
     assert status == 401 and json.loads(body)["error"]["code"] == "invalid_api_key"
     print(f"\nknative: up to Ready in {knative['ready_after']:.1f} s")
+
+
+@pytest.mark.parametrize("check", sorted(set(CHECKS) - set(LANGID_NOT_APPLICABLE)))
+def test_the_knative_route_serves_the_openai_contract(knative, check: str) -> None:
+    """The checks that apply to the langid payload (the LLM's full suite on Knative is in
+    test_llm_knative.py), through Traefik with the Knative host."""
+    target = Target(
+        "knative-langid",
+        f"http://{knative['traefik']}",
+        knative["key"],
+        "tizi-langid-ma",
+        "langid",
+        host=HOST,
+    )
+    CHECKS[check](target)
 
 
 def test_idle_scales_to_zero_then_the_first_request_brings_it_back(knative, core):
