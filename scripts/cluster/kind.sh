@@ -97,6 +97,9 @@ kind_start() {
     if [ "$(kind_node_image)" != "$img" ]; then
       log "node image changed ($(kind_node_image) -> ${img}): recreating the kind cluster"
       "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
+    elif ! kind_config | cmp -s - "${KIND_DIR}/cluster.yaml"; then
+      log "the kind configuration changed (scripts/cluster/kind.sh): recreating the kind cluster"
+      "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
     elif ! kind_node_running; then
       # a node whose engine restarted comes back with another address and stale certificates
       log "the kind node is not running: recreating the kind cluster"
