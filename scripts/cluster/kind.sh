@@ -86,6 +86,15 @@ kind_approve_serving_certs() {
   die "no kubelet serving certificate was issued within 60 s (kubectl get csr)"
 }
 
+# kind_stale IMAGE — why the existing cluster cannot be kept (exit 1 when it can)
+kind_stale() {
+  if [ "$(kind_node_image)" != "$1" ]; then echo "node image changed ($(kind_node_image) -> $1)"
+  elif ! kind_config | cmp -s - "${KIND_DIR}/cluster.yaml"; then echo "the kind configuration changed (scripts/cluster/kind.sh)"
+  # a node whose engine restarted comes back with another address and stale certificates
+  elif ! kind_node_running; then echo "the kind node is not running"
+  else return 1; fi
+}
+
 kind_start() {
   local kind img t0
   kind="$(kind_cli)"
@@ -93,18 +102,9 @@ kind_start() {
   if alive kube-apiserver || alive kubelet; then
     log "stopping the parts cluster (one cluster at a time)"; cmd_stop_parts
   fi
-  if kind_exists "$kind"; then
-    if [ "$(kind_node_image)" != "$img" ]; then
-      log "node image changed ($(kind_node_image) -> ${img}): recreating the kind cluster"
-      "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
-    elif ! kind_config | cmp -s - "${KIND_DIR}/cluster.yaml"; then
-      log "the kind configuration changed (scripts/cluster/kind.sh): recreating the kind cluster"
-      "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
-    elif ! kind_node_running; then
-      # a node whose engine restarted comes back with another address and stale certificates
-      log "the kind node is not running: recreating the kind cluster"
-      "$kind" delete cluster --name "$KIND_CLUSTER" --kubeconfig "$KIND_KUBECONFIG"
-    fi
+  local stale
+  if kind_exists "$kind" && stale="$(kind_stale "$img")"; then
+    log "${stale}: recreating the kind cluster"; kind_stop
   fi
   mkdir -p "$KIND_DIR" "$(dirname "$KUBECONFIG_OUT")"
   if ! kind_exists "$kind"; then
