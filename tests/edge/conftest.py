@@ -96,6 +96,22 @@ class EdgeService:
         )  # fmt: skip
         return status, json.loads(body)
 
+    def metrics_showing(self, expected: list[str], timeout: float = 2) -> str:
+        """The /metrics text once it holds every expected line, or the last text after `timeout`.
+
+        The service counts a request just after its response is written (a response that could
+        not be written counts as a disconnect instead), so a scrape sent the moment a reply
+        arrives can be served before that reply's thread has counted it: poll briefly.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            status, body = self.get("/metrics")
+            assert status == 200, f"/metrics answered {status}"
+            text = body.decode()
+            if all(line in text for line in expected) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.02)
+
     def serving(self) -> bool:
         try:
             key = next(iter(self.keys.values()))
