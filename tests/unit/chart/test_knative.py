@@ -116,7 +116,7 @@ def test_knative_container_matches_the_deployment_container() -> None:
 
 def test_knative_liveness_waits_out_the_startup_budget() -> None:
     ctr = serving_container(one(_knative_docs(), "Service", KNATIVE_API))
-    # startup defaults: initialDelaySeconds 0 + periodSeconds 5 x failureThreshold 120
+    # startup defaults: initialDelaySeconds 0 + periodSeconds 1 x failureThreshold 600
     assert ctr["livenessProbe"]["initialDelaySeconds"] == 600
 
 
