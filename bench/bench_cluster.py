@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from components.ops.engine import select_stack  # noqa: E402
+from components.ops.engine import select_stack, up_or_clean  # noqa: E402
 from components.targets.chart_values import CHART_DIR  # noqa: E402
 from tests.engine_support import helm_prerequisites, project_copy  # noqa: E402
 
@@ -85,7 +85,7 @@ def pulumi_round(stack) -> tuple[float, float, dict[str, float]]:
                     span[0], span[1] = min(span[0], now), max(span[1], now)
 
     started = time.perf_counter()
-    stack.up(on_output=lines.append, on_event=on_event)
+    up_or_clean(stack, lines.append, on_event)
     updated = time.perf_counter()
     wait_rollout("tests-dev")
     elapsed = time.perf_counter() - started

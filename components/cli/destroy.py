@@ -14,5 +14,6 @@ from components.cli.stack_options import echo_engine, selected_stack, stack_opti
 @work_dir_option
 def destroy(stack_name: str, work_dir: Path | None) -> None:
     """Destroy everything STACK deployed."""
-    result = selected_stack(stack_name, work_dir).destroy(on_output=echo_engine)
+    # show_secrets=False: the summary is read without decrypting the config (see up_or_clean)
+    result = selected_stack(stack_name, work_dir).destroy(on_output=echo_engine, show_secrets=False)
     click.echo(f"{stack_name}: destroyed ({result.summary.resource_changes})")

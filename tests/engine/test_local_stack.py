@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from components.ops.engine import up_or_clean
 from tests.engine_support import http_status, raw_state, wait_for
 
 from .conftest import ENGINE_PORT, IMAGE, containers, docker, volumes
@@ -56,9 +57,12 @@ def test_container_runs_the_image_by_id(local_project):
     assert container["Config"]["Image"] == image_id == container["Image"]
 
 
-def test_second_up_changes_nothing(local_project):
-    result = local_project.stack("local").up()
+def test_second_up_changes_nothing_and_its_summary_holds_no_key(local_project):
+    result = up_or_clean(local_project.stack("local"), on_output=lambda _: None)  # as `tizi up` runs it
     assert set(result.summary.resource_changes) == {"same"}, result.summary.resource_changes
+    config = json.dumps({name: value.value for name, value in result.summary.config.items()})
+    assert "tizi:apiKeys" in config, "the summary lists the stack's config"
+    assert [k[:6] + "…" for k in local_project.api_keys("local") if k in config] == []
 
 
 def test_refresh_after_the_container_was_removed_by_hand_then_up_restores_it(local_project):
