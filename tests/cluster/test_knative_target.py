@@ -8,7 +8,6 @@ start is measured, and a client loop spanning the scale-up loses nothing.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import time
@@ -19,8 +18,10 @@ from tests.conformance.contract import CHECKS, LANGID_NOT_APPLICABLE, Target
 from tests.conftest import require
 from tests.engine_support import edit_stack, project_copy, run, wait_for
 
+from .knative_support import KnativeService, traefik_address
+
 NAMESPACE = "tests-knative"
-HOST = f"inference.{NAMESPACE}.knative.tizi.test"
+KSVC = KnativeService(NAMESPACE)
 
 
 def set_knative_target(config: dict) -> None:
@@ -29,21 +30,6 @@ def set_knative_target(config: dict) -> None:
     ]
     config["tizi:scaling"] = {"min": 0, "max": 2, "targetConcurrency": 10}
     config["tizi:gateway"] = {"requestsPerMinute": 100_000, "burst": 10_000}
-
-
-def knative_ready(core) -> bool:
-    ksvc = core.CustomObjectsApi().get_namespaced_custom_object(
-        "serving.knative.dev", "v1", NAMESPACE, "services", "inference"
-    )
-    conditions = {c["type"]: c["status"] for c in ksvc.get("status", {}).get("conditions", [])}
-    return conditions.get("Ready") == "True"
-
-
-def serving_pods(core) -> list:
-    pods = core.CoreV1Api().list_namespaced_pod(
-        NAMESPACE, label_selector="serving.knative.dev/service=inference"
-    )
-    return [p for p in pods.items if not p.metadata.deletion_timestamp]
 
 
 @pytest.fixture(scope="module")
@@ -70,31 +56,19 @@ def knative(kube_context, core, tmp_path_factory):
     edit_stack(work_dir, "kind", set_knative_target)
     stack = select_stack("kind", work_dir, state_dir=root / "state")
     started = time.monotonic()
-    result = stack.up()
-    assert wait_for(lambda: knative_ready(core), timeout=180), "the Knative Service never became Ready"
-    ready_after = time.monotonic() - started
-    traefik = core.CoreV1Api().read_namespaced_service("traefik", "traefik-system").spec.cluster_ip
-    secret = core.CoreV1Api().read_namespaced_secret("inference-api-keys", NAMESPACE)
-    key = base64.b64decode(sorted(secret.data.items())[0][1]).decode()
     try:
-        yield {"stack": stack, "result": result, "traefik": traefik, "key": key, "ready_after": ready_after}
+        result = stack.up()
+        assert wait_for(lambda: KSVC.ready(core), timeout=180), "the Knative Service never became Ready"
+        ready_after = time.monotonic() - started
+        yield {
+            "stack": stack,
+            "result": result,
+            "traefik": traefik_address(core),
+            "key": KSVC.first_key(core),
+            "ready_after": ready_after,
+        }
     finally:
-        # Knative revision pods hold a 300 s grace period, which an ordered namespace deletion
-        # waits out: remove the Service and its pods first (scripts/CLUSTER.md)
-        run(
-            "kubectl",
-            "--context",
-            kube_context,
-            "-n",
-            NAMESPACE,
-            "delete",
-            "ksvc",
-            "--all",
-            "--wait=false",
-            check=False,
-        )
-        run("kubectl", "--context", kube_context, "-n", NAMESPACE, "delete", "pods", "--all", "--force",
-            "--grace-period=0", check=False)  # fmt: skip
+        KSVC.remove_pods_first(kube_context)
         stack.destroy()
         stack.workspace.remove_stack("kind")
 
@@ -103,7 +77,7 @@ def through_ingress(
     traefik: str, path: str, key: str | None, timeout: float = 30
 ) -> tuple[int, bytes, float]:
     conn = http.client.HTTPConnection(traefik, 80, timeout=timeout)
-    headers = {"Host": HOST, **({"Authorization": f"Bearer {key}"} if key else {})}
+    headers = {"Host": KSVC.host, **({"Authorization": f"Bearer {key}"} if key else {})}
     started = time.monotonic()
     try:
         conn.request("GET", path, headers=headers)
@@ -135,23 +109,23 @@ def test_the_knative_route_serves_the_openai_contract(knative, check: str) -> No
         knative["key"],
         "tizi-langid-ma",
         "langid",
-        host=HOST,
+        host=KSVC.host,
     )
     CHECKS[check](target)
 
 
 def test_idle_scales_to_zero_then_the_first_request_brings_it_back(knative, core):
     through_ingress(knative["traefik"], "/v1/models", knative["key"])
-    assert wait_for(lambda: serving_pods(core) == [], timeout=120, interval=1), "never scaled to zero"
+    assert wait_for(lambda: KSVC.serving_pods(core) == [], timeout=120, interval=1), "never scaled to zero"
     status, _, cold = through_ingress(knative["traefik"], "/v1/models", knative["key"], timeout=60)
     assert status == 200
-    assert serving_pods(core), "a pod serves again"
+    assert KSVC.serving_pods(core), "a pod serves again"
     print(f"\nknative: cold start (request to response, langid payload through the gateway) {cold:.2f} s")
     assert cold < 30
 
 
 def test_a_client_loop_spanning_a_scale_up_loses_nothing(knative, core):
-    assert wait_for(lambda: serving_pods(core) == [], timeout=120, interval=1), "never scaled to zero"
+    assert wait_for(lambda: KSVC.serving_pods(core) == [], timeout=120, interval=1), "never scaled to zero"
     statuses = []
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

@@ -10,7 +10,6 @@ first byte.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import time
@@ -24,9 +23,10 @@ from tests.conftest import require
 from tests.docker_support import docker
 from tests.engine_support import edit_stack, project_copy, run, wait_for
 
+from .knative_support import KnativeService, traefik_address
+
 NAMESPACE = "tests-llm-knative"
-SERVICE = "inference"
-HOST = f"{SERVICE}.{NAMESPACE}.knative.tizi.test"
+KSVC = KnativeService(NAMESPACE)
 MODEL = "smollm2-135m-instruct"
 IMAGES = ("tizi/llm-server:0.1.0", "tizi/model-smollm2:0.1.0")
 
@@ -45,24 +45,6 @@ def set_llm_knative_target(config: dict) -> None:
     ]
     config["tizi:scaling"] = {"min": 0, "max": 1, "targetConcurrency": 4}
     config["tizi:gateway"] = {"requestsPerMinute": 100_000, "burst": 10_000}
-
-
-def _ksvc(core) -> dict:
-    return core.CustomObjectsApi().get_namespaced_custom_object(
-        "serving.knative.dev", "v1", NAMESPACE, "services", SERVICE
-    )
-
-
-def _ready(core) -> bool:
-    conditions = {c["type"]: c["status"] for c in _ksvc(core).get("status", {}).get("conditions", [])}
-    return conditions.get("Ready") == "True"
-
-
-def _serving_pods(core, terminating: bool = False) -> list:
-    pods = core.CoreV1Api().list_namespaced_pod(
-        NAMESPACE, label_selector=f"serving.knative.dev/service={SERVICE}"
-    )
-    return [p for p in pods.items if terminating or not p.metadata.deletion_timestamp]
 
 
 @pytest.fixture(scope="module")
@@ -89,18 +71,11 @@ def llm_knative(kube_context, core, tmp_path_factory) -> Iterator[dict]:
     started = time.monotonic()
     try:
         stack.up()
-        assert wait_for(lambda: _ready(core), timeout=240), "the LLM's Knative Service never became Ready"
+        assert wait_for(lambda: KSVC.ready(core), timeout=240), "the LLM's Knative Service never became Ready"
         ready_after = time.monotonic() - started
-        traefik = core.CoreV1Api().read_namespaced_service("traefik", "traefik-system").spec.cluster_ip
-        secret = core.CoreV1Api().read_namespaced_secret(f"{SERVICE}-api-keys", NAMESPACE)
-        key = base64.b64decode(sorted(secret.data.items())[0][1]).decode()
-        yield {"traefik": traefik, "key": key, "ready_after": ready_after}
+        yield {"traefik": traefik_address(core), "key": KSVC.first_key(core), "ready_after": ready_after}
     finally:
-        # revision pods hold a long grace period that an ordered namespace deletion waits out
-        run("kubectl", "--context", kube_context, "-n", NAMESPACE, "delete", "ksvc", "--all", "--wait=false",
-            check=False)  # fmt: skip
-        run("kubectl", "--context", kube_context, "-n", NAMESPACE, "delete", "pods", "--all", "--force",
-            "--grace-period=0", check=False)  # fmt: skip
+        KSVC.remove_pods_first(kube_context)
         stack.destroy()
         stack.workspace.remove_stack("llm-kind")
 
@@ -117,7 +92,7 @@ def _first_byte(traefik: str, key: str, timeout: float = 120) -> tuple[int, floa
             "POST",
             "/v1/chat/completions",
             body=body,
-            headers={"Host": HOST, "Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            headers={"Host": KSVC.host, "Authorization": f"Bearer {key}", "Content-Type": "application/json"},
         )
         response = conn.getresponse()
         first = time.monotonic() - started
@@ -128,7 +103,7 @@ def _first_byte(traefik: str, key: str, timeout: float = 120) -> tuple[int, floa
 
 def _timeline(core, since: datetime) -> str:
     """Where a cold start went: seconds from the request to each step of the new pod."""
-    [pod] = _serving_pods(core)
+    [pod] = KSVC.serving_pods(core)
     steps = {"created": pod.metadata.creation_timestamp}
     for condition in pod.status.conditions or []:
         steps[condition.type] = condition.last_transition_time
@@ -145,13 +120,13 @@ def _timeline(core, since: datetime) -> str:
 @pytest.mark.parametrize("check", sorted(CHECKS))
 def test_the_llm_on_knative_serves_the_openai_contract(llm_knative, check: str) -> None:
     target = Target(
-        "knative-llm", f"http://{llm_knative['traefik']}", llm_knative["key"], MODEL, "llm", host=HOST
+        "knative-llm", f"http://{llm_knative['traefik']}", llm_knative["key"], MODEL, "llm", host=KSVC.host
     )
     CHECKS[check](target)
 
 
 def test_the_weights_came_through_the_init_container(llm_knative, core) -> None:
-    template = _ksvc(core)["spec"]["template"]["spec"]
+    template = KSVC.resource(core)["spec"]["template"]["spec"]
     [loader] = template["initContainers"]
     assert loader["image"] == "tizi/model-smollm2:0.1.0"
     print(f"\nllm on knative: up to Ready in {llm_knative['ready_after']:.1f} s")
@@ -160,16 +135,16 @@ def test_the_weights_came_through_the_init_container(llm_knative, core) -> None:
 def test_the_llm_scales_to_zero_and_its_cold_start_is_measured(llm_knative, core) -> None:
     status, _, _ = _first_byte(llm_knative["traefik"], llm_knative["key"])
     assert status == 200
-    assert wait_for(lambda: _serving_pods(core) == [], timeout=180, interval=1), "never scaled to zero"
+    assert wait_for(lambda: KSVC.serving_pods(core) == [], timeout=180, interval=1), "never scaled to zero"
     # The last pod drains for 30 s (queue-proxy) and keeps its CPU until then; this 2-core node
     # has room for one LLM pod, so a new one would wait for it. Measure from zero pods.
-    assert wait_for(lambda: _serving_pods(core, terminating=True) == [], timeout=120, interval=1)
+    assert wait_for(lambda: KSVC.serving_pods(core, terminating=True) == [], timeout=120, interval=1)
     requested = datetime.now(UTC)
     status, cold, body = _first_byte(llm_knative["traefik"], llm_knative["key"])
     assert status == 200, body
     print("\n" + _timeline(core, requested))
     assert json.loads(body)["choices"][0]["message"]["content"], body
-    assert _serving_pods(core), "a pod serves again"
+    assert KSVC.serving_pods(core), "a pod serves again"
     status, warm, _ = _first_byte(llm_knative["traefik"], llm_knative["key"])
     assert status == 200
     print(

@@ -372,6 +372,14 @@ serving container, so the probes (through it, to the payload's open probe paths)
   {{- if .knative }}
   {{- include "inference-service.knativeProbes" $ | nindent 2 }}
   {{- else }}
+  {{- /* Startup every 1 s: the kubelet probes readiness as soon as it passes, so the pod is
+       Ready about 1 s after Envoy listens, not after a failed readiness probe's 2 s period. */}}
+  startupProbe:
+    httpGet:
+      path: /ready
+      port: metrics
+    periodSeconds: 1
+    failureThreshold: 120
   readinessProbe:
     httpGet:
       path: /ready

@@ -56,6 +56,9 @@ def test_gateway_reads_the_same_secret_as_files_and_runs_restricted():
     assert "env" not in gateway and "envFrom" not in gateway, "keys never reach the gateway as env"
     assert gateway["securityContext"] == container(deployment)["securityContext"]
     assert gateway["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+    # readiness is probed as soon as startup passes: the startup period is the pod's readiness step
+    assert gateway["startupProbe"]["httpGet"] == gateway["readinessProbe"]["httpGet"]
+    assert gateway["startupProbe"]["periodSeconds"] < gateway["readinessProbe"]["periodSeconds"]
     assert gateway["lifecycle"]["preStop"]["sleep"]["seconds"] == 5
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == "9095" and annotations["prometheus.io/path"] == "/metrics"
