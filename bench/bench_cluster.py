@@ -191,6 +191,13 @@ def main() -> None:
             median = statistics.median(b.get(step, float("nan")) for _, _, b in rounds)
             print(f"  {step:24} median {median:.2f} s")
         print(f"  ratio pulumi/helm: {p / h:.2f}x (goal <= 1.2x)")
+    # Both sides wait with Helm's loop, which polls every 2 s: one round lands a whole step
+    # later than another for the same pod, so a median of three flips between steps. Pooled:
+    pooled = [r for rounds in results.values() for r in rounds]
+    p = statistics.median(wall for wall, _, _ in pooled)
+    own = statistics.median(wall - b.get("release", float("nan")) for wall, _, b in pooled)
+    print(f"all {len(pooled)} pulumi rounds: median {p:.1f} s, ratio pulumi/helm {p / h:.2f}x (goal <= 1.2x)")
+    print(f"  pulumi's own time (to Ready, minus the Helm release): median {own:.2f} s")
     if not args.skip_restart:
         start_s = cluster_restart()
         print(f"cluster start, cached (stop then start to a Ready node): {start_s:.1f} s (goal < 60 s)")
