@@ -72,18 +72,22 @@ kind_node_image() { docker inspect -f '{{.Config.Image}}' "$KIND_NODE" 2>/dev/nu
 kind_node_running() { [ "$(docker inspect -f '{{.State.Running}}' "$KIND_NODE" 2>/dev/null)" = true ]; }
 
 # Approve the kubelet serving certificate requests of the cluster's nodes (and only those:
-# signer kubernetes.io/kubelet-serving, requested by a system:node: user) until each node has one.
+# signer kubernetes.io/kubelet-serving, requested by a system:node: user) until the kubelet
+# holds its serving certificate. The evidence is the kubelet's own file, not an issued request:
+# the controller-manager deletes issued requests after an hour (csrcleaner), so a cluster older
+# than that has none left while its kubelet serves with a valid certificate. Requests pending
+# from a rotation are approved on every start.
 kind_approve_serving_certs() {
   local i csrs
   for i in $(seq 1 60); do
     csrs="$(kkc get csr -o 'jsonpath={range .items[?(@.spec.signerName=="kubernetes.io/kubelet-serving")]}{.metadata.name} {.spec.username} {.status.certificate}{"\n"}{end}')"
-    if awk '$2 ~ /^system:node:/ && $3 != ""' <<<"$csrs" | grep -q .; then return 0; fi
     awk '$2 ~ /^system:node:/ && $3 == "" {print $1}' <<<"$csrs" | while read -r n; do
       kkc certificate approve "$n" >/dev/null
     done
+    if docker exec "$KIND_NODE" test -s /var/lib/kubelet/pki/kubelet-server-current.pem; then return 0; fi
     sleep 1
   done
-  die "no kubelet serving certificate was issued within 60 s (kubectl get csr)"
+  die "the kubelet of ${KIND_NODE} holds no serving certificate after 60 s (kubectl get csr)"
 }
 
 # kind_stale IMAGE — why the existing cluster cannot be kept (exit 1 when it can)
