@@ -82,6 +82,12 @@ start_default() {
       return 0
     fi
     stop_pidfile /var/run/docker.pid "default dockerd"
+  elif pidfile_alive /var/run/docker.pid; then
+    # a daemon starting, or stopping its containers (10 s each before it kills them): a second
+    # dockerd would exit at once on the pidfile
+    log "a default dockerd runs but does not answer yet: waiting for it"
+    wait_engine "$DEFAULT_SOCK" "default dockerd" "$LOG_DIR/dockerd.log" 2>/dev/null && return 0
+    stop_pidfile /var/run/docker.pid "default dockerd" 60
   fi
   log "starting the default dockerd (log: $LOG_DIR/dockerd.log)"
   nohup dockerd --add-runtime "runc-bounded=${RUNC_BOUNDED}" --default-runtime runc-bounded \

@@ -78,8 +78,8 @@ kind_node_running() { [ "$(docker inspect -f '{{.State.Running}}' "$KIND_NODE" 2
 # than that has none left while its kubelet serves with a valid certificate. Requests pending
 # from a rotation are approved on every start.
 kind_approve_serving_certs() {
-  local i csrs
-  for i in $(seq 1 60); do
+  local csrs
+  for _ in $(seq 1 60); do
     csrs="$(kkc get csr -o 'jsonpath={range .items[?(@.spec.signerName=="kubernetes.io/kubelet-serving")]}{.metadata.name} {.spec.username} {.status.certificate}{"\n"}{end}')"
     awk '$2 ~ /^system:node:/ && $3 == "" {print $1}' <<<"$csrs" | while read -r n; do
       kkc certificate approve "$n" >/dev/null
@@ -88,6 +88,33 @@ kind_approve_serving_certs() {
     sleep 1
   done
   die "the kubelet of ${KIND_NODE} holds no serving certificate after 60 s (kubectl get csr)"
+}
+
+# The node's container started in a second, as UTC RFC 3339 (the precision of a node heartbeat)
+kind_node_started() {
+  local t; t="$(docker inspect -f '{{.State.StartedAt}}' "$KIND_NODE" 2>/dev/null)" || return 1
+  echo "${t%%.*}Z"
+}
+
+# Ready as reported by the kubelet running now: a node whose container restarted (its Docker
+# engine did) shows the Ready status stored before the restart, while its API server still
+# answers /readyz with failures. CI failed on that: start passed, the next kubectl found the
+# cluster not ready.
+kind_node_ready() {
+  local since="$1" out st hb
+  out="$(kkc get node "$KIND_NODE" -o \
+    'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null)" || return 1
+  st="${out%% *}"; hb="${out#* }"
+  [ "$st" = True ] && [[ ! "$hb" < "$since" ]]
+}
+
+# The API server ready, the node Ready since its container's start and kube-system's pods Ready
+# (CoreDNS, kube-proxy: the tiers' pods need them).
+kind_wait_ready() {
+  local since; since="$(kind_node_started)" || die "the kind node ${KIND_NODE} has no start time (docker inspect)"
+  wait_for "API server ready (/readyz)" 120 kkc get --raw /readyz
+  wait_for "node ${KIND_NODE} Ready since its start (${since})" 120 kind_node_ready "$since"
+  wait_for "kube-system pods Ready" 180 kkc -n kube-system wait --for=condition=Ready pods --all --timeout 1s
 }
 
 # kind_stale IMAGE — why the existing cluster cannot be kept (exit 1 when it can)
@@ -124,7 +151,7 @@ kind_start() {
   echo kind > "${CACHE}/cluster-flavour"
   kind_routes
   kind_approve_serving_certs
-  wait_for "node ${KIND_NODE} Ready" 120 kkc wait --for=condition=Ready "node/${KIND_NODE}" --timeout 1s
+  kind_wait_ready
   log "kind cluster ${KIND_CLUSTER} up: $(cmd_env)"
 }
 

@@ -325,7 +325,7 @@ EOF
 
 cmd_install() {
   local t0=$EPOCHREALTIME m="${WORK}/manifests"
-  k get --raw /readyz >/dev/null 2>&1 || die "cluster is not ready (scripts/cluster.sh start)"
+  poll 60 1 k get --raw /readyz || die "the API server is not ready after 60 s (scripts/cluster.sh start; kubectl get --raw '/readyz?verbose')"
   cmd_images
   render_core "$m"
   render_traefik "$m"
@@ -336,6 +336,12 @@ cmd_install() {
     local h; h="$(install_hash)"
     if [ "$(k get ns "$KS_NS" -o jsonpath='{.metadata.annotations.tizi\.dev/install-hash}' 2>/dev/null)" = "$h" ] \
         && deployments_available; then
+      # after a node restart, Available is the stored status: the pods say whether they serve
+      local ns
+      for ns in "$KS_NS" "$TRAEFIK_NS"; do
+        k -n "$ns" wait --for=condition=Ready pods --all --timeout 180s >/dev/null \
+          || die "the pods of ${ns} are not Ready after 180 s (kubectl -n ${ns} get pods)"
+      done
       log "Knative Serving ${KS_VERSION} + Traefik ${TRAEFIK_VERSION} already installed (hash ${h}): nothing to do ($(since "$t0")s)"
       return 0
     fi
