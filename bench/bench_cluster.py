@@ -92,8 +92,8 @@ def pulumi_round(stack) -> tuple[float, float, dict[str, float]]:
     stack.destroy()
     breakdown = {"engine start": first_event[0] - started if first_event else float("nan")}
     breakdown |= {step: end - begin for step, (begin, end) in spans.items()}
-    # after the engine's last event: the CLI exits, then the Automation API runs it three more
-    # times (outputs, outputs with secrets, the update's summary)
+    # after the engine's last event: the CLI exits and the Automation API's up returns (the
+    # outputs and the summary come from the events: components/ops/reported_stack.py)
     breakdown["after the update's end"] = updated - first_event[-1] if first_event else float("nan")
     breakdown["rollout after up"] = elapsed - (updated - started)
     return elapsed, engine_seconds("".join(lines)), breakdown

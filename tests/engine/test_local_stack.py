@@ -57,12 +57,26 @@ def test_container_runs_the_image_by_id(local_project):
     assert container["Config"]["Image"] == image_id == container["Image"]
 
 
-def test_second_up_changes_nothing_and_its_summary_holds_no_key(local_project):
-    result = up_or_clean(local_project.stack("local"), on_output=lambda _: None)  # as `tizi up` runs it
+def test_second_up_changes_nothing_and_reports_what_the_cli_does_without_a_key(local_project):
+    """`tizi up` answers from the engine's events (components/ops/reported_stack.py): the same
+    outputs and changes as the three CLI runs it saves, and no key anywhere in the result."""
+    stack = local_project.stack("local")
+    result = up_or_clean(stack, on_output=lambda _: None)  # as `tizi up` runs it
     assert set(result.summary.resource_changes) == {"same"}, result.summary.resource_changes
-    config = json.dumps({name: value.value for name, value in result.summary.config.items()})
-    assert "tizi:apiKeys" in config, "the summary lists the stack's config"
-    assert [k[:6] + "…" for k in local_project.api_keys("local") if k in config] == []
+    assert result.summary.version is None, "answered by `stack history` (a CLI run), not by the events"
+    cli_summary = stack.info(show_secrets=False)
+    assert cli_summary is not None
+    assert (result.summary.result, result.summary.resource_changes) == (
+        cli_summary.result,
+        cli_summary.resource_changes,
+    )
+    outputs = {name: value.value for name, value in result.outputs.items()}
+    assert outputs == {name: value.value for name, value in stack.outputs().items()}
+    assert outputs["endpoints"] == {"edge-local": URL}
+    cli_config = {name: value.value for name, value in cli_summary.config.items()}
+    assert "tizi:apiKeys" in cli_config, "the CLI's summary lists the stack's config"
+    reported = json.dumps([vars(result.summary), outputs, result.stdout, cli_config], default=str)
+    assert [k[:6] + "…" for k in local_project.api_keys("local") if k in reported] == []
 
 
 def test_refresh_after_the_container_was_removed_by_hand_then_up_restores_it(local_project):
