@@ -95,6 +95,9 @@ def clear_stale_locks(backend_url: str, project: str, stack: str) -> list[Path]:
 def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = None) -> auto.Stack:
     """Create or select ``stack`` of the project in ``work_dir`` with the inline program.
 
+    Its ``up`` returns the outputs and the summary the engine's events reported
+    (:class:`ReportedStack`): three CLI runs fewer after each update, 0.5-0.6 s.
+
     An update killed half-way leaves a stale lock (cleared here) and pending operations,
     which the next update reports and converges from.
     """
@@ -113,7 +116,7 @@ def select_stack(stack: str, work_dir: Path = REPO, state_dir: Path | None = Non
     )
     if interrupted:
         remove_orphans(pending_orphans(dict(selected.export_stack().deployment or {})))
-    return selected
+    return ReportedStack.of(selected)
 
 
 def up_or_clean(
@@ -128,14 +131,13 @@ def up_or_clean(
     again: the site serves what it served before, and the next ``up`` starts from there
     (the same settings change nothing; fixed ones roll again).  The failure is raised as it was.
 
-    The outputs and the summary are the ones the engine's events reported
-    (:class:`ReportedStack`): three CLI runs fewer after the update, 0.5-0.6 s.  When the CLI
-    has to answer, ``show_secrets=False`` reads the summary without decrypting the stack's
-    config (tizi reads only the resource counts), so the keys never pass through this process
-    in plaintext.
+    ``show_secrets=False``: should the CLI be asked for the update's summary (a stack from
+    :func:`select_stack` answers from the engine's events), it reads it without decrypting the
+    stack's config (tizi reads only the resource counts), so the keys never pass through this
+    process in plaintext.
     """
     try:
-        return ReportedStack.of(stack).up(on_output=on_output, on_event=on_event, show_secrets=False)
+        return stack.up(on_output=on_output, on_event=on_event, show_secrets=False)
     except auto.CommandError:
         exported = stack.export_stack()
         deployment = dict(exported.deployment or {})
