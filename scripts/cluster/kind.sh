@@ -96,24 +96,14 @@ kind_node_started() {
   echo "${t%%.*}Z"
 }
 
-# Ready as reported by the kubelet running now: a node whose container restarted (its Docker
-# engine did) shows the Ready status stored before the restart, while its API server still
-# answers /readyz with failures. CI failed on that: start passed, the next kubectl found the
-# cluster not ready.
-kind_node_ready() {
-  local since="$1" out st hb
-  out="$(kkc get node "$KIND_NODE" -o \
-    'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null)" || return 1
-  st="${out%% *}"; hb="${out#* }"
-  [ "$st" = True ] && [[ ! "$hb" < "$since" ]]
-}
-
 # The API server ready, the node Ready since its container's start and kube-system's pods Ready
-# (CoreDNS, kube-proxy: the tiers' pods need them).
+# (CoreDNS, kube-proxy: the tiers' pods need them). A node whose container restarted (its Docker
+# engine did) shows the Ready status stored before the restart while its API server still fails
+# /readyz: CI failed on that, start passing and the next kubectl finding the cluster not ready.
 kind_wait_ready() {
   local since; since="$(kind_node_started)" || die "the kind node ${KIND_NODE} has no start time (docker inspect)"
   wait_for "API server ready (/readyz)" 120 kkc get --raw /readyz
-  wait_for "node ${KIND_NODE} Ready since its start (${since})" 120 kind_node_ready "$since"
+  wait_for "node ${KIND_NODE} Ready since its start (${since})" 120 node_ready "$KIND_NODE" "$since" kkc
   wait_for "kube-system pods Ready" 180 kkc -n kube-system wait --for=condition=Ready pods --all --timeout 1s
 }
 

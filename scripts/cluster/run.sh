@@ -67,10 +67,12 @@ wait_for() {  # wait_for DESC TIMEOUT_S CMD...
 kc() { "${BIN}/kubectl" --kubeconfig "${STATE}/kubeconfigs/admin.kubeconfig" "$@"; }
 ctr_() { ctr --address "$CTRD_SOCK" "$@"; }
 
-# Ready, and reported by the kubelet started now (after a restart the stored status is stale)
+# node_ready NODE SINCE KUBECTL... — Ready, and reported by the kubelet started at SINCE or
+# later (after a restart the stored status is stale; an empty SINCE accepts any report).
+# Both cluster flavours use it, each with its own kubectl (kc here, kkc in kind.sh).
 node_ready() {
-  local since="${1:-}" out st hb
-  out="$(kc get node "$NODE_NAME" -o \
+  local node="$1" since="$2" out st hb; shift 2
+  out="$("$@" get node "$node" -o \
     'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null)" || return 1
   st="${out%% *}"; hb="${out#* }"
   [ "$st" = True ] && { [ -z "$since" ] || [[ ! "$hb" < "$since" ]]; }
@@ -180,7 +182,7 @@ cmd_start() {
   start_control_plane_rest
   wait_for "node ${NODE_NAME} registered" 60 kc get node "$NODE_NAME"
   kc label --overwrite node "$NODE_NAME" "topology.kubernetes.io/region=${NODE_REGION}" >/dev/null
-  wait_for "node ${NODE_NAME} Ready" 90 node_ready "$since"
+  wait_for "node ${NODE_NAME} Ready" 90 node_ready "$NODE_NAME" "$since" kc
   echo parts > "${CACHE}/cluster-flavour"
   log "cluster up: $(cmd_env)"
 }
